@@ -1,0 +1,4 @@
+import os
+os.environ.setdefault('MPLBACKEND', 'Agg')
+import matplotlib
+matplotlib.use('Agg')
