@@ -4,7 +4,7 @@
 
 # %% auto 0
 __all__ = ['to_device', 'make_loader', 'onecycle', 'cosine', 'is_distributed', 'rank', 'world_size', 'unwrap', 'init_distributed',
-           'cleanup_distributed', 'distributed_loader', 'rng_state', 'set_rng_state', 'Learner', 'plot_curves']
+           'cleanup_distributed', 'distributed_loader', 'rng_state', 'set_rng_state', 'Learner']
 
 # %% ../nbs/05_learner.ipynb 2
 import os, sys, math, time, copy, random, contextlib, dataclasses, warnings
@@ -399,24 +399,11 @@ def fit(self: Learner, epochs: int | None = None, # planned epochs (default: the
     return self.history
 
 # %% ../nbs/05_learner.ipynb 57
-def plot_curves(history: list, figsize=(8, 3)):
-    "Seaborn plot of a `Learner` history: losses per epoch (left), validation metrics (right); returns the figure"
-    import pandas as pd, seaborn as sns
-    from matplotlib.figure import Figure
-    if not history: raise ErretError("the history is empty: nothing to plot (run fit() first)")
-    df = pd.DataFrame(history)
-    skip = {'epoch', 'lr', 'seconds'}
-    losses = [c for c in df.columns if 'loss' in c and c not in skip]
-    metrics = [c for c in df.columns if c not in skip and c not in losses and not c.startswith('train_')]
-    panels = [(losses, 'loss')] + ([(metrics, 'metric')] if metrics else [])
-    fig = Figure(figsize=(figsize[0] * len(panels) / 2, figsize[1]), layout='constrained')
-    for ax, (cols, name) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
-        long = df.melt(id_vars='epoch', value_vars=cols, var_name=name, value_name='value')
-        sns.lineplot(long, x='epoch', y='value', hue=name, marker='o', ax=ax)
-        ax.set_ylabel(name)
-    return fig
-
 @patch
-def plot(self: Learner, figsize=(8, 3)):
-    "`plot_curves` of this Learner's history"
-    return plot_curves(self.history, figsize)
+def plot(self: Learner, keys=None, figsize=(8, 3)):
+    "`erret.viz.plot_curves` of this Learner's history (train loss, valid loss and metrics by default)"
+    from erret.viz import plot_curves
+    if not self.history: raise ErretError("the history is empty: nothing to plot (run fit() first)")
+    if keys is None: keys = [k for k, v in self.history[-1].items() if k not in ('epoch', 'lr', 'seconds')
+                             and (k == 'train_loss' or not k.startswith('train_')) and isinstance(v, (int, float))]
+    return plot_curves(self.history, keys=keys, figsize=figsize)

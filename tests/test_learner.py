@@ -7,7 +7,8 @@ import torch, torch.nn.functional as F
 from torch import nn
 from torch.utils.data import TensorDataset
 from erret.core import ErretError, seed_everything
-from erret.learner import Learner, make_loader, onecycle, cosine, to_device, unwrap, plot_curves
+from erret.learner import Learner, make_loader, onecycle, cosine, to_device, unwrap
+from erret.viz import plot_curves
 
 ROOT = Path(__file__).resolve().parents[1]
 
