@@ -75,8 +75,9 @@ def cmd_world(a):
     return info
 
 def cmd_reproduce(a):
-    mod = get_paper(a.paper)
+    if a.paper not in PAPERS: get_paper(a.paper)   # the unknown-paper message
     if a.data is not None and not a.data.is_dir(): raise ErretError(f"--data {a.data}: no such directory")
+    mod = get_paper(a.paper)
     if a.seeds is not None and a.seeds < 1: raise ErretError(f"--seeds must be at least 1, got {a.seeds}")
     seeds = None if a.seeds is None else list(range(a.seeds))
     res = mod.reproduce(preset=a.preset, seeds=seeds, data=a.data, out=Path(a.out)/a.paper, device=get_device(a.device))

@@ -1,0 +1,76 @@
+"Tests for erret.err: benchmark filters on hand-made regions, GRN equations, the Eq. 6 loss."
+import torch
+from torch import nn
+import pytest
+from erret.core import ErretError
+from erret.datasets import VGRegion
+from erret.err import (object_vocab, count_mentions, keep_mentions, keep_area, dedup_iou, content_words, candidate_pairs,
+                       pair_regions, merge_sets, image_split, make_queries, language_gate, compose_residual, GRN, soft_triplet_loss)
+
+def R(rid, iid, phrase='x', box=(0, 0, 1, 1)): return VGRegion(rid, iid, phrase, tuple(map(float, box)))
+
+def test_mentions():
+    V = object_vocab()
+    assert count_mentions('a small red circle left of two blue boxes', V) == 2
+    assert count_mentions('a plus sign', V) == 1
+    rs = [R(1, 1, 'a star and a hexagon'), R(2, 1, 'a star')]
+    assert [r.region_id for r in keep_mentions(rs, V)] == [1]
+
+def test_area_and_iou():
+    rs = [R(1, 1, box=(0, 0, 6, 6)), R(2, 1, box=(0, 0, 20, 20)), R(3, 1, box=(0, 0, 20, 19))]
+    assert [r.region_id for r in keep_area(rs, {1: (20, 20)})] == []          # 9% and 100%, 95%
+    assert [r.region_id for r in keep_area(rs, {1: (30, 30)})] == [2, 3]
+    assert [r.region_id for r in dedup_iou(rs)] == [2, 1]                     # 3 has IoU 0.95 with the larger 2
+
+def test_blocking_and_pairing():
+    rs = [R(1, 1, 'a red circle above a blue star'), R(2, 2, 'a red circle above a blue star'),
+          R(3, 3, 'a green square below a pink cross'), R(4, 1, 'a red circle above a blue star')]
+    assert content_words('a red circle next to a star') == {'red', 'circle', 'star'}
+    assert candidate_pairs(rs) == [(0, 1), (1, 3)]
+    assert pair_regions(rs) == [(0, 1), (1, 3)]
+
+def test_merge_and_split():
+    assert merge_sets(6, [(0, 1), (0, 2), (2, 3), (4, 5)]) == [(0, [1, 2]), (4, [5])]
+    assert merge_sets(4, [(0, 1), (0, 2), (0, 3)], max_targets=1) == [(0, [1])]
+    assert image_split(5, {5: 'test'}) == 'test' and image_split(5) in ('train', 'val', 'test')
+    rr = [R(i, i) for i in range(3)]
+    qs = make_queries(rr, [(0, [1, 2])], {0: 'val', 1: 'train', 2: 'val'})
+    assert qs[0].split == 'val' and [t.region_id for t in qs[0].targets] == [2]
+
+def test_grn_equations():
+    torch.manual_seed(0)
+    X, L = torch.randn(1, 2, 1, 1), torch.randn(1, 1)
+    g = GRN(2, 1, kernel=1)
+    x = torch.cat([X[0, :, 0, 0], L[0]])
+    lin = lambda conv, v: conv.weight[:, :, 0, 0] @ v + conv.bias
+    Yg = torch.sigmoid(lin(g.W_g2, torch.relu(lin(g.W_g1, x)))) * X[0, :, 0, 0]        # Eq. 1
+    Yr = lin(g.W_r2, torch.relu(lin(g.W_r1, x)))                                          # Eq. 4
+    torch.testing.assert_close(language_gate(X, L, g.W_g1, g.W_g2)[0, :, 0, 0], Yg)
+    torch.testing.assert_close(compose_residual(X, L, g.W_r1, g.W_r2)[0, :, 0, 0], Yr)
+    with torch.no_grad(): g.w_g.fill_(0.3); g.w_r.fill_(-2.0)
+    torch.testing.assert_close(g(X, L)[0, :, 0, 0], 0.3 * Yg - 2.0 * Yr)                  # Eq. 5
+    assert GRN(4, 3)(torch.randn(2, 4, 7, 7), torch.randn(2, 3)).shape == (2, 4, 7, 7)
+    g1 = GRN(4, 3); assert g1.w_g.item() == 1.0 and g1.w_r.item() == 1.0
+    with pytest.raises(ErretError, match='residual'): GRN(4, 3, residual='x')
+
+def test_loss_n2_is_soft_triplet():
+    sp, sn = torch.rand(7) * 2 - 1, torch.rand(7, 1) * 2 - 1
+    for tau in (1.0, 0.2):
+        torch.testing.assert_close(soft_triplet_loss(sp, sn, tau), torch.nn.functional.softplus((sn[:, 0] - sp) / tau).mean())
+
+def test_models_and_loss_shapes():
+    from erret.err import ERRModel, METHODS, err_loss
+    X, tok, ln = torch.randn(5, 6, 2, 2), torch.randint(4, 15, (5, 4)), torch.tensor([4, 1, 2, 3, 4])
+    for m in METHODS:
+        e = ERRModel(6, 15, m, fc=(m == 'GRN'))(X, tok, ln)
+        assert e.shape == (5, 128) and torch.allclose(e.norm(dim=-1), torch.ones(5), atol=1e-5)
+    loss = err_loss(ERRModel(6, 15, 'GRN'), (X, X + 0.01, tok, ln))
+    assert loss.ndim == 0 and loss.item() > 0
+
+def test_rank_gt_excludes_own_image():
+    from erret.err import rank_gt
+    class Oracle(nn.Module):
+        def forward(self, X, tokens, lengths): return torch.nn.functional.normalize(X[:, :2, 0, 0], dim=-1)
+    G = torch.zeros(4, 2, 1, 1); G[:, 0, 0, 0] = torch.tensor([1., 1., 0.2, 1.]); G[:, 1, 0, 0] = torch.tensor([0., 0., 1., 0.1])
+    tk, ln = torch.ones(1, 2, dtype=torch.long), torch.tensor([2])
+    assert rank_gt(Oracle(), G, [0], [[2]], tk, ln, torch.tensor([0, 0, 1, 2])).tolist() == [2]   # region 1 is in the query's image
