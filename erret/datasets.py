@@ -185,6 +185,16 @@ def _vg_image_path(root: Path, rec: dict, image_id) -> Path:
         if (root / d / name).exists(): return root / d / name
     return root / 'VG_100K' / name
 
+def _vg_records(f, label, list_key, id_keys, by_id, skip_unknown):
+    "Per-image records of a VG json file: yields (image id, its `ImageInfo`, its `list_key` list); an image missing from image_data.json raises unless `skip_unknown`"
+    for k, rec in enumerate(read_json(f, label)):
+        where = f"{f}: record {k}"
+        iid = get_field(rec, id_keys, where, int)
+        if iid not in by_id:
+            if skip_unknown: continue
+            raise ErretError(f"{where}: image {iid} is not in image_data.json")
+        yield iid, by_id[iid], get_field(rec, list_key, f"{where} (image {iid})", list)
+
 def load_vg(root, objects: bool = True, max_images: int | None = None, check_images: bool = True,
             on_bad_box: str = 'raise', box_tol: float = 1.0) -> VGData:
     "Read a Visual Genome folder (image_data.json, region_descriptions.json, optional objects.json)"
@@ -203,14 +213,9 @@ def load_vg(root, objects: bool = True, max_images: int | None = None, check_ima
         images.append(info); by_id[iid] = info
     f_reg = root / 'region_descriptions.json'
     regions = {}
-    for k, rec in enumerate(read_json(f_reg, 'Visual Genome region_descriptions.json')):
-        where = f"{f_reg}: record {k}"
-        iid = get_field(rec, ('id', 'image_id'), where, int)
-        if iid not in by_id:
-            if max_images is not None: continue
-            raise ErretError(f"{where}: image {iid} is not in image_data.json")
-        info, rs = by_id[iid], []
-        for j, r in enumerate(get_field(rec, 'regions', f"{where} (image {iid})", list)):
+    for iid, info, items in _vg_records(f_reg, 'Visual Genome region_descriptions.json', 'regions', ('id', 'image_id'), by_id, max_images is not None):
+        rs = []
+        for j, r in enumerate(items):
             wr = f"{f_reg}: image {iid}, region #{j}"
             rid = get_field(r, ('region_id', 'id'), wr, int); wr = f"{f_reg}: image {iid}, region {rid}"
             phrase = get_field(r, 'phrase', wr, str)
@@ -222,14 +227,9 @@ def load_vg(root, objects: bool = True, max_images: int | None = None, check_ima
     f_obj = root / 'objects.json'
     if objects and f_obj.exists():
         objs = {}
-        for k, rec in enumerate(read_json(f_obj, 'Visual Genome objects.json')):
-            where = f"{f_obj}: record {k}"
-            iid = get_field(rec, ('image_id', 'id'), where, int)
-            if iid not in by_id:
-                if max_images is not None: continue
-                raise ErretError(f"{where}: image {iid} is not in image_data.json")
-            info, os_ = by_id[iid], []
-            for j, o in enumerate(get_field(rec, 'objects', f"{where} (image {iid})", list)):
+        for iid, info, items in _vg_records(f_obj, 'Visual Genome objects.json', 'objects', ('image_id', 'id'), by_id, max_images is not None):
+            os_ = []
+            for j, o in enumerate(items):
                 wo = f"{f_obj}: image {iid}, object #{j}"
                 oid = get_field(o, ('object_id', 'id'), wo, int); wo = f"{f_obj}: image {iid}, object {oid}"
                 names = get_field(o, ('names', 'name'), wo); names = [names] if isinstance(names, str) else list(names)
