@@ -4,8 +4,8 @@
 
 # %% auto 0
 __all__ = ['SPECIALS', 'PAD_IDX', 'UNK_IDX', 'SOS_IDX', 'EOS_IDX', 'tokenize', 'Vocab', 'pad_batch', 'numericalize',
-           'length_mask', 'pack', 'unpack', 'sort_by_length', 'bleu', 'corpus_bleu', 'meteor_backend', 'meteor_align',
-           'meteor', 'corpus_meteor']
+           'length_mask', 'pack', 'unpack', 'sort_by_length', 'bleu', 'corpus_bleu', 'pairwise_bleu', 'meteor_backend',
+           'meteor_align', 'meteor', 'corpus_meteor']
 
 # %% ../nbs/03_text.ipynb 2
 import re, json, math, functools
@@ -180,6 +180,23 @@ def corpus_bleu(list_of_references: Sequence, hypotheses: Sequence, n: int = 2, 
     return _bleu_from_stats(N, D, C, R, eps=eps)
 
 # %% ../nbs/03_text.ipynb 24
+def pairwise_bleu(sentences: Sequence[Sequence[str]], pairs: Sequence[tuple], n: int = 2, eps: float = 0.1) -> list[tuple[float, float]]:
+    "For each (i, j) in `pairs`: (BLEU-`n` of sentence j against i, of i against j), token-list sentences"
+    counts = [[_ngrams(list(s), k) for k in range(1, n + 1)] for s in sentences]
+    lens = [len(s) for s in sentences]
+    out = []
+    for i, j in pairs:
+        ca, cb, la, lb = counts[i], counts[j], lens[i], lens[j]
+        nums = []
+        for k in range(n):
+            a, b = (ca[k], cb[k]) if len(ca[k]) <= len(cb[k]) else (cb[k], ca[k])
+            nums.append(sum(min(v, b.get(g, 0)) for g, v in a.items()))
+        ba = _bleu_from_stats(nums, [max(lb - k, 0) if lb > k else 1 for k in range(n)], lb, la, eps) if lb >= 1 else 0.0
+        ab = _bleu_from_stats(nums, [max(la - k, 0) if la > k else 1 for k in range(n)], la, lb, eps) if la >= 1 else 0.0
+        out.append((ba, ab))
+    return out
+
+# %% ../nbs/03_text.ipynb 27
 @functools.lru_cache(maxsize=None)
 def _wordnet_available() -> bool:
     try:
@@ -197,7 +214,7 @@ _WORDNET_HELP = ("METEOR with synonyms needs nltk's WordNet corpus, which is not
                  "`python -c \"import nltk; nltk.download('wordnet')\"`, then copy its nltk_data/corpora/wordnet.zip into "
                  "~/nltk_data/corpora/ here (or a folder on $NLTK_DATA); or use backend='exact+stem'")
 
-# %% ../nbs/03_text.ipynb 27
+# %% ../nbs/03_text.ipynb 30
 _STEMMER, _STEMS = None, {}
 
 def _stem(w: str) -> str:
@@ -245,7 +262,7 @@ def _meteor_single(reference, hypothesis, alpha, beta, gamma) -> float:
     fmean = P * R / (alpha * P + (1 - alpha) * R)
     return (1 - gamma * (_chunks(matches) / m) ** beta) * fmean
 
-# %% ../nbs/03_text.ipynb 30
+# %% ../nbs/03_text.ipynb 33
 def meteor(references: Sequence[Sequence[str]], hypothesis: Sequence[str], backend: str = 'auto',
            alpha: float = 0.9, beta: float = 3.0, gamma: float = 0.5) -> float:
     "METEOR of a token-list hypothesis against token-list references; `backend` 'auto'|'wordnet'|'exact+stem'"

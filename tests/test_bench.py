@@ -9,7 +9,7 @@ KEYS = {'name', 'unit', 'value', 'baseline', 'baseline_value', 'params'}
 
 
 def test_tiny_run_schema(tmp_path):
-    res = run_bench(tmp_path, n_gallery=2000, n_query=200, dim=32, k=10, seed=1)
+    res = run_bench(tmp_path, only='recall_eval', n_gallery=2000, n_query=200, dim=32, k=10, seed=1)
     on_disk = json.loads((tmp_path / 'bench.json').read_text())
     assert on_disk == res
     validate_bench(on_disk)
@@ -33,7 +33,7 @@ def test_tiny_run_schema(tmp_path):
 
 
 def test_argsort_subset_is_scaled(tmp_path):
-    res = run_bench(tmp_path, n_gallery=1000, n_query=100, dim=16, k=5, argsort_queries=25)
+    res = run_bench(tmp_path, only='recall_eval', n_gallery=1000, n_query=100, dim=16, k=5, argsort_queries=25)
     e = {e['name']: e for e in res['benchmarks']}['recall_eval/argsort_full']
     assert e['params']['scaled_from_subset'] and e['params']['argsort_queries'] == 25
     assert e['value'] == pytest.approx(e['params']['measured_s'] * 4)

@@ -5,7 +5,8 @@ import pytest
 from erret.core import ErretError
 from erret.datasets import VGRegion
 from erret.err import (object_vocab, count_mentions, keep_mentions, keep_area, dedup_iou, content_words, candidate_pairs,
-                       pair_regions, merge_sets, image_split, make_queries, language_gate, compose_residual, GRN, soft_triplet_loss)
+                       pair_regions, merge_sets, image_split, make_queries, language_gate, compose_residual, GRN)
+from erret.losses import set_softmax_loss
 
 def R(rid, iid, phrase='x', box=(0, 0, 1, 1)): return VGRegion(rid, iid, phrase, tuple(map(float, box)))
 
@@ -56,21 +57,28 @@ def test_grn_equations():
 def test_loss_n2_is_soft_triplet():
     sp, sn = torch.rand(7) * 2 - 1, torch.rand(7, 1) * 2 - 1
     for tau in (1.0, 0.2):
-        torch.testing.assert_close(soft_triplet_loss(sp, sn, tau), torch.nn.functional.softplus((sn[:, 0] - sp) / tau).mean())
+        torch.testing.assert_close(set_softmax_loss(sp, sn, tau), torch.nn.functional.softplus((sn[:, 0] - sp) / tau).mean())
 
 def test_models_and_loss_shapes():
     from erret.err import ERRModel, METHODS, err_loss
     X, tok, ln = torch.randn(5, 6, 2, 2), torch.randint(4, 15, (5, 4)), torch.tensor([4, 1, 2, 3, 4])
     for m in METHODS:
-        e = ERRModel(6, 15, m, fc=(m == 'GRN'))(X, tok, ln)
-        assert e.shape == (5, 128) and torch.allclose(e.norm(dim=-1), torch.ones(5), atol=1e-5)
+        for fc in (True, False):
+            e = ERRModel(6, 15, m, fc=fc, proj=8)(X, tok, ln)
+            assert e.shape == (5, 8) and torch.allclose(e.norm(dim=-1), torch.ones(5), atol=1e-5)
     loss = err_loss(ERRModel(6, 15, 'GRN'), (X, X + 0.01, tok, ln))
     assert loss.ndim == 0 and loss.item() > 0
+    Xn = torch.randn(5, 2, 6, 2, 2)                                                     # explicit negatives (RPN setting)
+    assert err_loss(ERRModel(6, 15, 'GRN'), (X, X + 0.01, tok, ln, Xn)).item() > 0
 
-def test_rank_gt_excludes_own_image():
-    from erret.err import rank_gt
-    class Oracle(nn.Module):
-        def forward(self, X, tokens, lengths): return torch.nn.functional.normalize(X[:, :2, 0, 0], dim=-1)
-    G = torch.zeros(4, 2, 1, 1); G[:, 0, 0, 0] = torch.tensor([1., 1., 0.2, 1.]); G[:, 1, 0, 0] = torch.tensor([0., 0., 1., 0.1])
-    tk, ln = torch.ones(1, 2, dtype=torch.long), torch.tensor([2])
-    assert rank_gt(Oracle(), G, [0], [[2]], tk, ln, torch.tensor([0, 0, 1, 2])).tolist() == [2]   # region 1 is in the query's image
+def test_scores_and_ranks():
+    from erret.err import ERRModel, score_queries, rank_queries
+    torch.manual_seed(0)
+    m = ERRModel(6, 15, 'GRN', proj=8)
+    Xq, Xg, tok, ln = torch.randn(3, 6, 1, 1), torch.randn(9, 6, 1, 1), torch.randint(4, 15, (3, 4)), torch.tensor([4, 2, 3])
+    S = score_queries(m, Xq, Xg, tok, ln, pairs_per_block=9)                            # one query per block
+    ref = torch.stack([m(Xg, tok[i:i+1].expand(9, -1), ln[i:i+1].expand(9)) @ m(Xq[i:i+1], tok[i:i+1], ln[i:i+1])[0] for i in range(3)])
+    torch.testing.assert_close(S, ref, atol=1e-5, rtol=1e-5)
+    S = torch.tensor([[0.9, 0.8, 0.1, 0.5]])
+    assert rank_queries(S, [[3]], torch.tensor([0]), torch.tensor([0, 1, 2, 3])).tolist() == [2]   # candidate 0: own image
+    assert rank_queries(S, [[]], torch.tensor([0]), torch.tensor([0, 1, 2, 3])).tolist() == [5]    # no possible hit
