@@ -7,9 +7,9 @@ __all__ = ['VG_URL', 'COCO_INFO', 'COCO_LICENSES', 'CSS_FILE', 'FASHION_CATEGORI
            'read_json', 'get_field', 'check_box', 'VGRegion', 'VGObject', 'VGData', 'write_vg', 'load_vg',
            'CocoCaptions', 'write_coco', 'load_coco_captions', 'load_karpathy', 'EntityPhrase', 'EntitySentence',
            'GroundedPhrase', 'parse_entity_sentence', 'parse_entity_annotation', 'Flickr30kEntities',
-           'load_flickr30k_entities', 'write_flickr30k', 'CSSMod', 'CSSSplit', 'CSSData', 'write_css', 'load_css',
-           'FashionItem', 'Fashion200k', 'load_fashion200k', 'StateItem', 'MITStates', 'load_mit_states', 'write_world',
-           'world_dataset']
+           'load_flickr30k_entities', 'write_flickr30k', 'CSSMod', 'CSSSplit', 'CSSData', 'css_targets', 'write_css',
+           'load_css', 'FashionItem', 'Fashion200k', 'load_fashion200k', 'StateItem', 'MITStates', 'load_mit_states',
+           'write_world', 'world_dataset']
 
 # %% ../nbs/02_datasets.ipynb 2
 import os, io, re, json, math, shutil, time, hashlib
@@ -21,7 +21,7 @@ from PIL import Image
 import erret
 from .core import ErretError, atomic_write, data_dir, stable_hash, save_json
 from .world import (World, WorldConfig, Scene, render, object_boxes, describe_regions, entity_captions,
-                         SHAPE_WORDS, WORLD_VERSION)
+                         SHAPE_WORDS, WORLD_VERSION, css_modify)
 
 # %% ../nbs/02_datasets.ipynb 7
 @dataclass(slots=True)
@@ -589,26 +589,48 @@ class CSSData:
 def _scene_key(objs) -> tuple:
     return tuple(sorted((o['shape'], o['color'], o['size'], round(float(o['pos'][0]), 3), round(float(o['pos'][1]), 3)) for o in objs))
 
-def write_css(out_dir, world: World) -> dict:
-    "Write a CSS-vocabulary `world` as CSS: the .npy dict and 2D images; image 2k is a source, 2k+1 its target"
-    out = Path(out_dir); S = world.cfg.size
+def css_targets(world: World, k: int, m: int, tries: int = 10) -> list[tuple]:
+    "Up to `m` modifications `(target scene, text)` of reference `k`, with different texts and different target scenes"
+    c, src = world.cfg, world.scene(k)
+    rng, allowed = world.rng(k, 'css'), world.allowed_pairs(world.split(k))
+    seen, out = {_scene_key(_css_objects(src))}, []
+    for _ in range(tries * m):
+        if len(out) == m: break
+        tgt, text, mod = css_modify(src, rng, css=True, sizes=c.sizes, colours=c.colours, shapes=c.shapes, allowed=allowed, grid=c.grid)
+        key = _scene_key(_css_objects(tgt))
+        if mod['type'] == 'none' or key in seen or text in {t for _, t in out}: continue
+        seen.add(key); out.append((tgt, text))
+    return out
+
+def _css_objects(sc: Scene) -> list[dict]:
+    return [{'color': o.colour, 'shape': _CSS_SHAPE[o.shape], 'size': o.size, 'pos': (float(o.y), float(o.x))} for o in sc.objects]
+
+def write_css(out_dir, world: World, mods_per_image: tuple = (3, 5)) -> dict:
+    "Write a CSS-vocabulary `world` as CSS (.npy dict + 2D images): references k = 0, 1, ... with 3–5 targets each, `len(world)` images at most"
+    out = Path(out_dir); S = world.cfg.size; lo, hi = mods_per_image
     data = {s: {'objects_img': [], 'mods': [], 'labels': []} for s in ('train', 'test')}
     mods, keys = {s: {} for s in data}, {s: {} for s in data}
-    conv = lambda sc: [{'color': o.colour, 'shape': _CSS_SHAPE[o.shape], 'size': o.size, 'pos': (float(o.y), float(o.x))} for o in sc.objects]
-    n_q = 0
-    for k in range(max(len(world) // 2, 1)):
+    n_img = n_q = n_ref = 0
+    def add(split, sc):
+        d = data[split]; objs = _css_objects(sc); i = len(d['objects_img'])
+        d['objects_img'].append(objs); d['labels'].append(keys[split].setdefault(_scene_key(objs), len(keys[split])))
+        _write_bytes(out / 'images' / f'css_{split}_{i:06d}.png', _encode(render(sc, S), 'PNG'))
+        return i
+    for k in range(len(world)):
+        if len(world) - n_img < 2: break                                    # room for a reference and one target
         split = 'train' if world.split(k) == 'train' else 'test'
-        src = world.scene(k); tgt, text, _ = world.css_query(k, css=True)
-        d = data[split]; ids = []
-        for sc in (src, tgt):
-            objs = conv(sc); i = len(d['objects_img'])
-            d['objects_img'].append(objs); d['labels'].append(keys[split].setdefault(_scene_key(objs), len(keys[split])))
-            _write_bytes(out / 'images' / f'css_{split}_{i:06d}.png', _encode(render(sc, S), 'PNG')); ids.append(i)
-        m = mods[split].setdefault(text, {'from': [], 'to': [], 'to_str': text})
-        m['from'].append(ids[0]); m['to'].append(ids[1]); n_q += 1
+        m = int(np.random.default_rng([world.cfg.seed, k, 97]).integers(lo, hi + 1))
+        m = min(m, len(world) - n_img - 1); m += len(world) - n_img - 1 - m == 1   # never leave a single image of room
+        tg = css_targets(world, k, m)
+        if not tg: continue
+        i = add(split, world.scene(k)); n_img += 1 + len(tg); n_ref += 1
+        for sc, text in tg:
+            m_ = mods[split].setdefault(text, {'from': [], 'to': [], 'to_str': text})
+            m_['from'].append(i); m_['to'].append(add(split, sc)); n_q += 1
     for s in data: data[s]['mods'] = list(mods[s].values())
     with atomic_write(out / CSS_FILE, 'wb') as f: np.save(f, np.array(data, dtype=object), allow_pickle=True)
-    return {'root': str(out), 'n_images': sum(len(d['objects_img']) for d in data.values()), 'n_queries': n_q,
+    return {'root': str(out), 'n_images': n_img, 'n_references': n_ref, 'n_queries': n_q,
+            'n_texts': sum(len(v) for v in mods.values()),
             'n_train': len(data['train']['objects_img']), 'n_test': len(data['test']['objects_img'])}
 
 def load_css(root, file: str = CSS_FILE) -> CSSData:
@@ -642,7 +664,7 @@ def load_css(root, file: str = CSS_FILE) -> CSSData:
         splits[name] = CSSSplit(name, objs, labels, ms, [p if p.exists() else None for p in paths])
     return CSSData(root, splits)
 
-# %% ../nbs/02_datasets.ipynb 44
+# %% ../nbs/02_datasets.ipynb 46
 FASHION_CATEGORIES = ('dress', 'jacket', 'pants', 'skirt', 'top')
 
 @dataclass(slots=True)
@@ -722,7 +744,7 @@ def load_mit_states(root) -> MITStates:
     adjs = vocab['adj'] or sorted({it.adj for it in items}); nouns = vocab['noun'] or sorted({it.noun for it in items})
     return MITStates(root, items, adjs, nouns)
 
-# %% ../nbs/02_datasets.ipynb 47
+# %% ../nbs/02_datasets.ipynb 49
 FORMATS = ('vg', 'coco', 'flickr30k', 'css')
 
 def write_world(out_dir, format: str = 'all', n_images: int = 1000, seed: int = 0, size: int = 64, **world_kw) -> dict:
@@ -747,8 +769,8 @@ def _tree_hashes(root) -> dict:
     root = Path(root)
     return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(root.rglob('*')) if p.is_file()}
 
-# %% ../nbs/02_datasets.ipynb 50
-DATASETS_VERSION = 1
+# %% ../nbs/02_datasets.ipynb 52
+DATASETS_VERSION = 2    # 2: CSS references with 3–5 modifications each
 _MARKER = '.erret_complete.json'
 
 def world_dataset(format: str = 'vg', n_images: int = 1000, seed: int = 0, size: int = 64, **world_kw) -> Path:

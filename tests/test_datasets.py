@@ -99,17 +99,24 @@ def test_round_trip_css(written):
     css = load_css(root / 'css')
     wc = World(WorldConfig.css(n_images=30, seed=11, size=64))
     assert info['css']['n_images'] == 30 and len(css['train']) + len(css['test']) == 30
-    count = {'train': 0, 'test': 0}
-    for k in range(15):
-        sp = 'train' if wc.split(k) == 'train' else 'test'
-        src, tgt = 2 * count[sp], 2 * count[sp] + 1; count[sp] += 1
+    for sp in ('train', 'test'):                                  # references of a split = world scenes k of that split, in order
         s = css[sp]
-        assert s.scene(src).objects == wc[k].objects
-        t_scene, text, _ = wc.css_query(k, css=True)
-        assert (src, tgt, text) in s.queries()
-        assert _scene_key(s.objects[tgt]) == _scene_key([{'shape': {'square': 'rectangle'}.get(o.shape, o.shape), 'color': o.colour,
-                                                          'size': o.size, 'pos': (o.y, o.x)} for o in t_scene.objects])
-        assert np.array_equal(np.asarray(s.image(src)), np.asarray(render(wc[k], 64)))
+        by_src = {}
+        for f, t, text in s.queries(): by_src.setdefault(f, []).append((t, text))
+        ks = [k for k in range(30) if wc.split(k) == sp][:len(by_src)]
+        assert len(ks) == len(by_src) and len(by_src) > 0
+        for src, k in zip(sorted(by_src), ks):
+            assert s.scene(src).objects == wc[k].objects
+            assert np.array_equal(np.asarray(s.image(src)), np.asarray(render(wc[k], 64)))
+            got = sorted(by_src[src])                               # targets are the images right after their reference
+            assert [t for t, _ in got] == list(range(src + 1, src + 1 + len(got)))
+            want = css_targets(wc, k, len(got))
+            assert [text for _, text in got] == [text for _, text in want]
+            assert got[0][1] == wc.css_query(k, css=True)[1]        # the first modification is the world's own
+            for (t, _), (t_scene, _) in zip(got, want):
+                assert _scene_key(s.objects[t]) == _scene_key([{'shape': {'square': 'rectangle'}.get(o.shape, o.shape), 'color': o.colour,
+                                                                'size': o.size, 'pos': (o.y, o.x)} for o in t_scene.objects])
+        assert max(len(v) for v in by_src.values()) >= 3              # one reference, several targets
     for sp in ('train', 'test'):
         s = css[sp]
         for i in range(len(s)):

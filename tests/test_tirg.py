@@ -1,8 +1,9 @@
 import numpy as np, pytest, torch
 from erret.core import ErretError
 from erret.datasets import CSSSplit, CSSMod
-from erret.tirg import (css_queries, css_positives, css_recall, two_mod_batches, similarity, set_softmax_loss, all_other,
-                        soft_triplet_loss, batch_classification_loss, NormScale, TIRG, TIRGConv, Concatenate, Composer, METHODS)
+from erret.losses import similarity, set_softmax_loss, all_other
+from erret.tirg import (css_queries, css_positives, css_recall, two_mod_batches, tirg_loss, NormScale, TIRG, TIRGConv, Concatenate,
+                        ShowAndTell, Relationship, Composer, METHODS, ABLATIONS, ALL_METHODS)
 
 
 @pytest.fixture(autouse=True, scope='module')
@@ -55,12 +56,18 @@ def test_two_mod_sampler():
 
 @pytest.mark.parametrize('kind', ['dot', 'l2'])
 def test_loss_identities(kind):
+    "Eq. 4 written with set_softmax_loss: K = 2 (M = B-1 sets) is Eq. 5, K = B is batch cross-entropy; gradients agree"
     torch.manual_seed(0); B = 6
-    psi, phi = torch.randn(B, 4), torch.randn(B, 4)
-    torch.testing.assert_close(set_softmax_loss(psi, phi, all_other(B)[:, :, None], kind), soft_triplet_loss(psi, phi, kind))
-    torch.testing.assert_close(set_softmax_loss(psi, phi, all_other(B)[:, None, :], kind), batch_classification_loss(psi, phi, kind))
+    psi, phi = torch.randn(B, 4, requires_grad=True), torch.randn(B, 4)
     S = similarity(psi, phi, kind)
-    torch.testing.assert_close(batch_classification_loss(psi, phi, kind), torch.nn.functional.cross_entropy(S, torch.arange(B)))
+    eq4_k2 = set_softmax_loss(S.diagonal()[:, None].expand(B, B - 1), S.gather(1, all_other(B))[..., None])
+    eq4_kb = set_softmax_loss(S.diagonal(), S.gather(1, all_other(B)))
+    torch.testing.assert_close(eq4_k2, tirg_loss(psi, phi, 2, kind))
+    torch.testing.assert_close(eq4_kb, tirg_loss(psi, phi, None, kind))
+    torch.testing.assert_close(tirg_loss(psi, phi, B, kind), torch.nn.functional.cross_entropy(S, torch.arange(B)))
+    g1, = torch.autograd.grad(eq4_k2, psi, retain_graph=True); g2, = torch.autograd.grad(tirg_loss(psi, phi, 2, kind), psi)
+    torch.testing.assert_close(g1, g2)
+    with pytest.raises(ErretError, match='expected 2'): tirg_loss(psi, phi, 3, kind)
 
 
 def test_tirg_equations():
@@ -75,14 +82,34 @@ def test_tirg_equations():
     assert NormScale().scale.item() == 4.0
 
 
-@pytest.mark.parametrize('method', METHODS)
+def test_method_names():
+    assert METHODS == ('Image only', 'Text only', 'Concatenate', 'Show and Tell', 'Attribute as Operator', 'Parameter hashing',
+                       'Relationship', 'FiLM', 'TIRG')
+    assert all(a.startswith('TIRG (') for a in ABLATIONS) and len(set(ALL_METHODS)) == len(ALL_METHODS)
+
+
+def test_show_and_tell_and_relationship():
+    torch.manual_seed(2)
+    st = ShowAndTell(6, vocab_size=10, embed_dim=4)
+    x, tok, ln = torch.randn(3, 6), torch.randint(1, 10, (3, 4)), torch.tensor([4, 2, 3])
+    tok2 = tok.clone(); tok2[1, 2:] = 5
+    torch.testing.assert_close(st(x, tok, ln), st(x, tok2, ln))          # padding ignored
+    assert not torch.allclose(st(x, tok, ln)[0], st(x * 2, tok, ln)[0])  # the image is read
+    rel = Relationship(4, 3)
+    fx, t = torch.randn(2, 4, 3, 3), torch.randn(2, 3)
+    assert rel(fx, t).shape == (2, 4)
+    v = rel.cells(fx); assert v.shape == (2, 9, 6)
+    torch.testing.assert_close(v[0, 4, -2:], torch.zeros(2))            # the centre cell sits at (0, 0)
+
+
+@pytest.mark.parametrize('method', ALL_METHODS)
 def test_composer_shapes_and_grad(method):
-    net = Composer(method, vocab_size=15, c_img=6, d=8, embed_dim=5)
+    net = Composer(method, vocab_size=15, c_img=6, d=8, embed_dim=5, fmap=2)
     x = torch.randn(4, 6, 3, 3); tok = torch.randint(4, 15, (4, 3)); ln = torch.tensor([3, 1, 2, 3])
     psi, phi = net(x, tok, ln, x)
     assert psi.shape == phi.shape == (4, 8)
     torch.testing.assert_close(psi.norm(dim=-1), torch.full((4,), 4.0))
-    batch_classification_loss(psi, phi).backward()
+    tirg_loss(psi, phi).backward()
     assert net.norm.scale.grad is not None
 
 
@@ -91,7 +118,73 @@ def test_reproduce_smoke(tmp_path):
     from erret.tirg import reproduce
     res = reproduce('smoke', seeds=[0], out=tmp_path, device='cpu', methods=('Image only', 'TIRG'))
     d = json.loads((tmp_path / 'results.json').read_text())
-    assert d['paper'] == 'tirg' and [r['method'] for r in d['rows']] == ['Image only', 'TIRG']
-    assert all(r['setting'] == 'css-2d' and set(r['metrics']) == {'R@1', 'R@5', 'R@10', 'R@50'} for r in d['rows'])
+    assert d['paper'] == 'tirg' and [r['method'] for r in d['rows'] if r['setting'] == 'css-2d'] == ['Image only', 'TIRG']
+    assert all(set(r['metrics']) == {'R@1', 'R@5', 'R@10', 'R@50'} for r in d['rows'] if r['setting'] == 'css-2d')
+    by = {(r['method'], r['setting']): r['metrics'] for r in d['rows']}
+    assert set(by[('TIRG', 'unseen-pairs')]) == {'accuracy'} and 0 <= by[('TIRG', 'unseen-pairs')]['accuracy'] <= 100
+    assert set(by[('TIRG', 'reconstruction')]) == {'err_to_target', 'err_to_query'}
+    assert set(d['figures']) == {'retrieval_grid.png', 'reconstruction.png'} and all((tmp_path / f).exists() for f in d['figures'])
     assert (tmp_path / 'results.md').exists() and res['dataset']['n_test'] > 0
     with pytest.raises(ErretError, match='file not found'): reproduce('smoke', data=tmp_path / 'nothing', out=tmp_path)
+
+
+def test_pair_probe_and_accuracy():
+    from erret.tirg import pair_probe, pair_accuracy, css_pairs, CSS_ADD, PairProbe
+    from erret.datasets import CSSData
+    objs = lambda *ps: [{'shape': s, 'color': c, 'size': 'small', 'pos': (0.5, 0.5)} for s, c in ps]
+    tr = CSSSplit('train', [objs(('circle', 'red')), objs(('rectangle', 'blue'))], [0, 1], [], [None] * 2)
+    te = CSSSplit('test', [objs(('circle', 'blue'))], [0], [], [None])
+    pr = pair_probe(CSSData(None, {'train': tr, 'test': te}), cells=('middle-center',))
+    assert css_pairs(tr) == {('circle', 'red'), ('rectangle', 'blue')}
+    assert pr.pairs == [('circle', 'blue'), ('circle', 'red'), ('rectangle', 'blue'), ('rectangle', 'red')]
+    assert pr.unseen == {('circle', 'blue'), ('rectangle', 'red')} and len(pr.probes) == 4 and len(pr.split) == 5
+    assert pr.split.objects[0] == [] and pr.texts('middle-center', 'small')[0] == 'add small blue circle to middle-center'
+
+    class Oracle(torch.nn.Module):                                       # ψ = one-hot of the text's pair, φ = one-hot of the image's
+        def __init__(self): super().__init__(); self.text_ids = None
+        def eval(self): return self
+        def target(self, f): return f[:, :4]
+        def compose(self, x, tok, ln): return torch.eye(4)
+    feats = torch.cat([torch.zeros(1, 4), torch.eye(4)])                  # probe i shows pair i
+    from erret.text import Vocab
+    acc = pair_accuracy(Oracle(), pr, feats, Vocab.build(pr.texts('middle-center', 'small')))
+    assert acc == {'unseen': 100.0, 'seen': 100.0}
+    class Blind(Oracle):                                                 # every candidate ties: a random pick, 1 / 4
+        def compose(self, x, tok, ln): return torch.ones(4, 4)
+    assert pair_accuracy(Blind(), pr, feats, Vocab.build(pr.texts('middle-center', 'small'))) == {'unseen': 25.0, 'seen': 25.0}
+
+
+def test_decoder_and_reconstruction_errors():
+    from erret.tirg import Decoder, reconstruction_errors
+    torch.manual_seed(0)
+    dec = Decoder(8).eval(); assert dec(torch.randn(2, 8)).shape == (2, 3, 32, 32)
+    net = Composer('Image only', 10, 6, d=8).eval()
+    feats = torch.randn(3, 6, 2, 2); imgs = torch.rand(3, 3, 32, 32)
+    from erret.text import Vocab
+    e = reconstruction_errors(net, dec, feats, imgs, [(0, 1, 'a b'), (2, 0, 'b')], Vocab.build(['a b']))
+    rec = dec(net.target(feats[[0, 2]]))
+    torch.testing.assert_close(torch.tensor(e['err_to_query']), 255 * (rec - imgs[[0, 2]]).abs().mean())     # grey levels
+    torch.testing.assert_close(torch.tensor(e['err_to_target']), 255 * (rec - imgs[[1, 0]]).abs().mean())
+
+
+def test_fashion_and_mit_states_queries():
+    from pathlib import Path
+    import erret
+    from erret.datasets import FashionItem, load_mit_states
+    from erret.tirg import one_word_pairs, fashion_split, mit_states_split, load_tirg_data, noun_split
+    assert one_word_pairs(['a b c', 'a x c', 'a b', 'y b c']) == [(0, 1, 'replace b with x'), (0, 3, 'replace a with y'),
+                                                                (1, 0, 'replace x with b'), (3, 0, 'replace y with a')]
+    items = [FashionItem(Path(f'{i}.jpg'), 1., d, 'top', 'train') for i, d in enumerate(['white silk blouse', 'black silk blouse', 'white silk blouse'])]
+    sp = fashion_split(items, 'train')
+    assert sp.labels[0] == sp.labels[2] != sp.labels[1]
+    assert sorted(sp.queries()) == [(0, 1, 'replace white with black'), (1, 0, 'replace black with white')]
+    fix = Path(erret.__file__).resolve().parent.parent / 'data' / 'datasets'
+    ms = load_mit_states(fix / 'mit_states')
+    sp = mit_states_split(ms.items)
+    assert len(sp.queries()) == 3 and all(ms.items[t].adj == text for _, t, text in sp.queries())
+    assert all(ms.items[s].noun == ms.items[t].noun and ms.items[s].adj != ms.items[t].adj for s, t, _ in sp.queries())
+    data, setting = load_tirg_data(fix / 'mit_states')
+    assert setting == 'mit-states' and set(data.splits) == {'train', 'test'}
+    assert len(noun_split(range(20))) == 4 and noun_split(range(20), seed=1) != noun_split(range(20), seed=2)
+    assert load_tirg_data(fix / 'fashion200k')[1] == 'fashion200k' and load_tirg_data(fix / 'css')[1] == 'css-2d'
+    with pytest.raises(ErretError, match='file not found'): load_tirg_data(fix / 'nope')
