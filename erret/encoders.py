@@ -213,6 +213,9 @@ class _RNNEncoder(nn.Module):
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor, return_words: bool = False):
         _check_batch(tokens, lengths)
         B, T = tokens.shape
+        if self.dirs == 1 and not return_words:                                  # one direction: padding comes after the words,
+            out, _ = self.rnn(self.embed(tokens))                                # so the output at the last word is the final
+            return out[torch.arange(B, device=out.device), lengths.clamp(min=1) - 1]   # state; 2x faster than packing on a CPU
         out, h = self.rnn(pack(self.embed(tokens), lengths.clamp(min=1)))      # packed words, h (layers*dirs, B, H)
         if isinstance(h, tuple): h = h[0]                                        # LSTM: (h_n, c_n)
         h = h.view(self.num_layers, self.dirs, B, self.hidden_dim)[-1]           # last layer --> (dirs, B, H)
