@@ -7,9 +7,9 @@ __all__ = ['STOP', 'METHODS', 'TABLE2', 'object_vocab', 'count_mentions', 'keep_
            'content_words', 'candidate_pairs', 'pair_regions', 'ERRQuery', 'merge_sets', 'image_split', 'make_queries',
            'ERRBenchmark', 'build_benchmark', 'plot_region_sizes', 'tile', 'conv', 'language_gate', 'compose_residual',
            'GRN', 'grn_pairs', 'region_features', 'lstm_pairs', 'ERRModel', 'repeat_text', 'err_loss', 'score_queries',
-           'rank_queries', 'ERRConfig', 'ERRData', 'load_err', 'train_err', 'evaluate_gt', 'ERRProposals',
-           'proposals_for', 'rpn_pairs', 'evaluate_rpn', 'rpn_rows', 'top_results', 'plot_err_results', 'err_explorer',
-           'two_stage_scores', 'bench_err_scoring', 'run_seed', 'reproduce']
+           'rank_queries', 'ERRConfig', 'ERRData', 'load_err', 'OneTargetPerQuery', 'gt_groups', 'train_err',
+           'evaluate_gt', 'ERRProposals', 'proposals_for', 'rpn_groups', 'evaluate_rpn', 'rpn_rows', 'top_results',
+           'plot_err_results', 'err_explorer', 'two_stage_scores', 'bench_err_scoring', 'run_seed', 'reproduce']
 
 # %% ../nbs/10_err.ipynb 2
 import math, time, re
@@ -26,7 +26,7 @@ from .world import SHAPE_WORDS
 from .datasets import VGRegion, VGData, load_vg, world_dataset
 from .encoders import roi_features
 from .backbone import feature_maps, images_to_tensor, cached
-from .core import stable_hash, Config, default_preset, get_device
+from .core import stable_hash, Config, default_preset, get_device, cpu_threads
 from .losses import set_softmax_loss, soft_triplet_loss
 from typing import ClassVar
 
@@ -292,21 +292,10 @@ def region_features(data: VGData, regions: list, backbone: nn.Module, output_siz
 # %% ../nbs/10_err.ipynb 50
 def lstm_pairs(lstm: nn.LSTM, v: torch.Tensor, words: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     "Final LSTM state over [v_g, words_q] for every pair: v `(G, E)`, words `(n, T, E)`, lengths `(n,)` -> `(n, G, H)`"
-    Wih, Whh, b = lstm.weight_ih_l0, lstm.weight_hh_l0, lstm.bias_ih_l0 + lstm.bias_hh_l0
-    def step(gates, c):
-        i, f, g, o = gates.chunk(4, -1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        return torch.sigmoid(o) * torch.tanh(c), c
-    h, c = step(v @ Wih.T + b, torch.zeros(len(v), lstm.hidden_size, device=v.device))   # visual step: once per region
     n, G = len(words), len(v)
-    h, c = h[None].expand(n, G, -1), c[None].expand(n, G, -1)                         # (n, G, H)
-    x = words @ Wih.T + b                                                             # (n, T, 4H): once per query
-    out = h.clone()
-    for t in range(int(lengths.max())):
-        h, c = step(x[:, t, None] + h @ Whh.T, c)
-        done = (lengths == t + 1)[:, None, None]
-        out = torch.where(done, h, out)
-    return out
+    _, (h, c) = lstm(v[:, None])                                                      # visual step, once per region: (1, G, H)
+    out, _ = lstm(words.repeat_interleave(G, 0), (h.repeat(1, n, 1), c.repeat(1, n, 1)))   # word steps per pair: (n·G, T, H)
+    return out[torch.arange(n * G, device=out.device), (lengths.clamp(min=1) - 1).repeat_interleave(G)].view(n, G, -1)
 
 # %% ../nbs/10_err.ipynb 52
 METHODS = ('Visual Feature', 'Visual-Language LSTM Feature', 'Visual-Language Concat Feature',
@@ -337,11 +326,14 @@ class ERRModel(nn.Module):
 
     @property
     def text_free(self) -> bool: return self.method == 'Visual Feature'
+    @property
+    def fast_pairs(self) -> bool: return self.fc and self.method.startswith('GRN')
 
     def prepare(self, X):
         "Language-free part, once per region: `(N, C, s, s) -> (N, Cp, s', s')` (s' = 1 in the fc variant)"
-        P = self.proj(X)
-        return P.mean((2, 3), keepdim=True) if self.fc else P
+        if not self.fc: return self.proj(X)
+        X = X.mean((2, 3), keepdim=True)                                           # pool first: a 1×1 conv commutes with the mean
+        return conv(self.proj, X) if isinstance(self.proj, nn.Conv2d) else X
 
     def encode_text(self, tokens, lengths):
         "Once per query: a tuple of batch-first tensors"
@@ -379,16 +371,23 @@ def err_loss(model: nn.Module, batch, n_neg: int = 3, tau: float = 0.1) -> torch
     "Eq. 6 on `(Xq (B, C, s, s), Xp (B, C, s, s), tokens (B, T), lengths (B,)[, Xn (B, K, C, s, s)])`"
     Xq, Xp, tok, ln, *Xn = batch
     T = model.encode_text(tok, ln)
-    eq, ep = model.embed(model.prepare(Xq), T), model.embed(model.prepare(Xp), T)   # (B, d) each, query text on both
+    Pp = model.prepare(Xp)
+    eq = model.embed(model.prepare(Xq), T)                                        # (B, d), query text
+    B = len(Xq)
     if Xn:                                                                        # explicit negatives
-        B, K = Xn[0].shape[:2]
+        K = Xn[0].shape[1]
         en = model.embed(model.prepare(Xn[0].flatten(0, 1)), repeat_text(T, K)).view(B, K, -1)
-        s_neg = (en * eq[:, None]).sum(-1)                                        # (B, K)
+        return set_softmax_loss((eq * model.embed(Pp, T)).sum(-1), (en * eq[:, None]).sum(-1), tau)
+    n_neg = min(n_neg, B - 1)
+    cols = (torch.arange(B, device=Xq.device)[:, None] - torch.arange(1, n_neg + 1, device=Xq.device)) % B   # (B, n_neg): positives of queries i-1..i-n
+    if model.fast_pairs:                                                          # every (text, positive) pair in one call
+        S = (model.embed_pairs(Pp, T) * eq[:, None]).sum(-1)                      # (B, B): S[i, j] = cos(query i, positive j | text i)
     else:
-        n_neg = min(n_neg, len(Xq) - 1)
-        P = model.prepare(Xp)
-        s_neg = torch.stack([(eq * model.embed(P.roll(k, 0), T)).sum(-1) for k in range(1, n_neg + 1)], 1)  # other queries' positives
-    return set_softmax_loss((eq * ep).sum(-1), s_neg, tau)
+        S = torch.zeros(B, B, device=Xq.device, dtype=eq.dtype)
+        S = S.diagonal_scatter((eq * model.embed(Pp, T)).sum(-1))
+        for k in range(1, n_neg + 1):
+            S = S + torch.zeros_like(S).scatter(1, cols[:, k - 1:k], (eq * model.embed(Pp.roll(k, 0), T)).sum(-1, keepdim=True))
+    return set_softmax_loss(S.diagonal(), S.gather(1, cols), tau)
 
 # %% ../nbs/10_err.ipynb 58
 @torch.no_grad()
@@ -431,14 +430,14 @@ class ERRConfig(Config):
     proj: int | None = 64               # 1×1 projection of the backbone channels (None: use C)
     embed_dim: int = 32
     text_dim: int = 32
-    epochs: int = 4
+    epochs: int = 6                     # each epoch: one target per train query
     batch_size: int = 32                # B = 32 as the paper
     lr: float = 2e-3
     n_neg: int = 3                      # negatives per query (GT setting)
     tau: float = 0.1
-    eval_queries: int | None = 250      # test queries scored per run (None: all); the first N in hash order
+    eval_queries: int | None = 150      # test queries scored per run (None: all); the first N in hash order
     conv_queries: int = 25              # test queries of the fc-vs-conv comparison (Table 5)
-    rpn_top_n: int = 12                 # proposals per image that become candidates (RPN setting)
+    rpn_top_n: int = 8                  # proposals per image that become candidates (RPN setting)
     rpn_preset: str = 'quick'           # erret.proposals preset of the RPN
     rpn_epochs: int = 3
     _full: ClassVar[dict] = dict(n_images=20000, size=128, proj=None, embed_dim=300, text_dim=512, epochs=20, eval_queries=None, conv_queries=1000, rpn_top_n=50, rpn_preset='full', rpn_epochs=10)
@@ -474,22 +473,33 @@ def load_err(cfg: ERRConfig, data=None, device='auto', quiet: bool = True) -> ER
     return ERRData(bench, feats, vg, vocab, bb.cpu().eval(), {r.region_id: k for k, r in enumerate(bench.regions)}, key)
 
 # %% ../nbs/10_err.ipynb 69
-def train_err(E: ERRData, cfg: ERRConfig, method: str = 'GRN', text: str = 'lstm', fc: bool = True, seed: int = 0,
-              device='cpu', pairs=None) -> ERRModel:
-    "Train one model on the train queries' (query, target) pairs (or on `pairs`: items `(Xq, Xp, tokens, length[, Xn])`)"
+class OneTargetPerQuery(torch.utils.data.Dataset):
+    "Item i: one training tuple drawn at random from query i's list (so every query counts once per epoch)"
+    def __init__(self, groups: list): self.groups = [g for g in groups if g]
+    def __len__(self): return len(self.groups)
+    def __getitem__(self, i):
+        g = self.groups[i]
+        return g[int(torch.randint(len(g), ()))]
+
+def gt_groups(E: ERRData) -> list:
+    "Per train query, its `(Xq, Xt, tokens, length)` tuples, one per target"
     from erret.text import numericalize
+    qs = E.bench.queries['train']
+    tok, ln = numericalize([q.query.phrase for q in qs], E.vocab)
+    return [[(E.feats[E.pos[q.query.region_id]].float(), E.feats[E.pos[t.region_id]].float(), tok[i], ln[i]) for t in q.targets]
+            for i, q in enumerate(qs)]
+
+def train_err(E: ERRData, cfg: ERRConfig, method: str = 'GRN', text: str = 'lstm', fc: bool = True, seed: int = 0,
+              device='cpu', groups=None) -> ERRModel:
+    "Train one model on the train queries, one random target per query per epoch (`groups`: default `gt_groups(E)`)"
     from erret.learner import Learner, make_loader
     seed_everything(seed)
-    if pairs is None:
-        tr = [(E.pos[q.query.region_id], E.pos[t.region_id], q.query.phrase) for q in E.bench.queries['train'] for t in q.targets]
-        if len(tr) < 2: raise ErretError(f"train_err: {len(tr)} training pairs; build the benchmark from more images")
-        tok, ln = numericalize([p for *_, p in tr], E.vocab)
-        pairs = [(E.feats[a].float(), E.feats[b].float(), tok[i], ln[i]) for i, (a, b, _) in enumerate(tr)]
+    ds = OneTargetPerQuery(gt_groups(E) if groups is None else groups)
+    if len(ds) < 2: raise ErretError(f"train_err: {len(ds)} training queries; build the benchmark from more images")
     collate = lambda items: tuple(torch.stack(x) for x in zip(*items))
     model = ERRModel(E.feats.shape[1], len(E.vocab), method, text=text, fc=fc, proj=cfg.proj, embed_dim=cfg.embed_dim, text_dim=cfg.text_dim)
-    bs = min(cfg.batch_size, len(pairs))
     loss = lambda m, b: err_loss(m, b, cfg.n_neg, cfg.tau)
-    Learner(model, make_loader(pairs, bs, shuffle=True, collate_fn=collate, drop_last=True, device=device), loss,
+    Learner(model, make_loader(ds, min(cfg.batch_size, len(ds)), shuffle=True, collate_fn=collate, drop_last=True, device=device), loss,
             lr=cfg.lr, epochs=cfg.epochs, device=device, seed=seed, quiet=True).fit()
     return model.cpu().eval()
 
@@ -545,13 +555,14 @@ def proposals_for(E: ERRData, cfg: ERRConfig, device='cpu', quiet: bool = True) 
 
 def _box_iou(a, b) -> torch.Tensor: return box_iou(torch.as_tensor(a, dtype=torch.float32).reshape(-1, 4), torch.as_tensor(b, dtype=torch.float32).reshape(-1, 4))
 
-def rpn_pairs(E: ERRData, R: ERRProposals, n_neg: int = 3, pos_iou: float = 0.7, fp_iou: float = 0.5, seed: int = 0) -> list:
-    "Training items `(Xq, Xp, tokens, length, Xn (n_neg, C, s, s))`: best proposal IoU > pos_iou, false positives as negatives"
+def rpn_groups(E: ERRData, R: ERRProposals, n_neg: int = 3, pos_iou: float = 0.7, fp_iou: float = 0.5, seed: int = 0) -> list:
+    "Per train query, tuples `(Xq, Xp, tokens, length, Xn (n_neg, C, s, s))`: best proposal IoU > pos_iou, false positives as negatives"
     from erret.text import numericalize
     g, items = torch.Generator().manual_seed(seed), []
     qs = E.bench.queries['train']
     toks, lns = numericalize([q.query.phrase for q in qs], E.vocab)               # one padded width for every item
     for q, tok, ln in zip(qs, toks, lns):
+        items.append([])
         for t in q.targets:
             rows = R.by_image.get(t.image_id, [])
             if not rows: continue
@@ -561,7 +572,7 @@ def rpn_pairs(E: ERRData, R: ERRProposals, n_neg: int = 3, pos_iou: float = 0.7,
             fp = [k for k, v in zip(rows, all_t.tolist()) if v <= fp_iou]
             if not fp: fp = [k for r in R.by_image.values() for k in r[:1]]                 # no false positive here: any other image's
             neg = [fp[j] for j in torch.randint(len(fp), (n_neg,), generator=g).tolist()]
-            items.append((E.feats[E.pos[q.query.region_id]].float(), R.feats[rows[int(iou_t.argmax())]].float(), tok, ln, R.feats[neg].float()))
+            items[-1].append((E.feats[E.pos[q.query.region_id]].float(), R.feats[rows[int(iou_t.argmax())]].float(), tok, ln, R.feats[neg].float()))
     return items
 
 def evaluate_rpn(model: ERRModel, E: ERRData, R: ERRProposals, split: str = 'test', hit_iou: float = 0.5, max_queries: int | None = None,
@@ -588,9 +599,9 @@ def evaluate_rpn(model: ERRModel, E: ERRData, R: ERRProposals, split: str = 'tes
 def rpn_rows(E: ERRData, cfg: ERRConfig, R: ERRProposals, seed: int, device='cpu', log=print) -> list:
     "Table 2 rows in the RPN setting for one seed"
     from erret.results import make_row
-    pairs, rows = rpn_pairs(E, R, cfg.n_neg, seed=seed), []
+    groups, rows = rpn_groups(E, R, cfg.n_neg, seed=seed), []
     for m in TABLE2:
-        t0 = time.perf_counter(); model = train_err(E, cfg, m, seed=seed, device=device, pairs=pairs); t1 = time.perf_counter()
+        t0 = time.perf_counter(); model = train_err(E, cfg, m, seed=seed, device=device, groups=groups); t1 = time.perf_counter()
         res, _ = evaluate_rpn(model, E, R, 'test', max_queries=cfg.eval_queries, device=device)
         log(f"seed {seed} {m:32s} RPN train {t1 - t0:5.1f} s, eval {time.perf_counter() - t1:5.1f} s: " + ', '.join(f'{k} {v:.1f}' for k, v in res.items()))
         rows.append(make_row(m, 'RPN', **res))
@@ -725,6 +736,9 @@ def run_seed(E: ERRData, cfg: ERRConfig, seed: int, device='cpu', rpn=None, log=
 
 def reproduce(preset: str | None = None, seeds=None, data=None, out='runs/err', device='auto', rpn: bool = True, log=print) -> dict:
     "Build the benchmark, train and evaluate every table's rows over the seeds, write results.json under `out`"
+    with cpu_threads(1, get_device(device)): return _reproduce(preset, seeds, data, out, device, rpn, log)   # tiny models: one thread
+
+def _reproduce(preset, seeds, data, out, device, rpn, log) -> dict:
     from pathlib import Path
     from erret.results import aggregate_rows, write_results
     from erret.viz import save_figure

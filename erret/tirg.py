@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .core import ErretError, seed_everything
+from .core import ErretError, seed_everything, cpu_threads
 from .datasets import CSSSplit, CSSData, CSSMod, CSS_FILE, load_css, world_dataset, load_fashion200k, load_mit_states
 from .metrics import first_positive_rank, recall_at_k
 from .encoders import LSTMEncoder
@@ -591,10 +591,8 @@ def _seed_rows(m, model, r, css, feats, probe, imgs, vocab, device, setting='css
 
 def reproduce(preset: str | None = None, seeds=None, data=None, out='runs/tirg', device='auto', methods=ALL_METHODS) -> dict:
     "Train and evaluate every composition method on CSS; write results.json/results.md and figures under `out`"
-    device, n_threads = get_device(device), torch.get_num_threads()
-    if device.type == 'cpu': torch.set_num_threads(1)          # tiny models: one thread is much faster on a shared CPU
-    try: return _reproduce(preset, seeds, data, out, device, methods)
-    finally: torch.set_num_threads(n_threads)
+    device = get_device(device)
+    with cpu_threads(1, device): return _reproduce(preset, seeds, data, out, device, methods)   # tiny models: one thread
 
 def _reproduce(preset, seeds, data, out, device, methods) -> dict:
     t0, preset = time.time(), preset or default_preset()
