@@ -504,14 +504,17 @@ def train_err(E: ERRData, cfg: ERRConfig, method: str = 'GRN', text: str = 'lstm
     return model.cpu().eval()
 
 # %% ../nbs/10_err.ipynb 71
-def evaluate_gt(model: ERRModel, E: ERRData, split: str = 'test', max_queries: int | None = None, device='cpu') -> tuple[dict, np.ndarray]:
+def evaluate_gt(model: ERRModel, E: ERRData, split: str = 'test', max_queries: int | None = None, device='cpu',
+                shuffle_text: bool = False) -> tuple[dict, np.ndarray]:
     "R@1/10/50/100 and med r of `model` on the split's queries, candidates = the split's GT regions; also the ranks"
     from erret.text import numericalize
     from erret.metrics import recall_at_k, median_rank
     qs = E.bench.queries[split][:max_queries]
     if not qs: raise ErretError(f"evaluate: the benchmark has no {split!r} queries ({E.bench}); build it from more images")
     g = E.split_regions(split); gpos = {k: i for i, k in enumerate(g)}
-    qt, ql = numericalize([q.query.phrase for q in qs], E.vocab)
+    phrases = [q.query.phrase for q in qs]
+    if shuffle_text: phrases = phrases[1:] + phrases[:1]                          # each query gets the next query's phrase
+    qt, ql = numericalize(phrases, E.vocab)
     S = score_queries(model, E.feats[[E.pos[q.query.region_id] for q in qs]], E.feats[g], qt, ql, device=device)
     img = lambda ids: torch.tensor([E.bench.regions[k].image_id for k in ids])
     ranks = rank_queries(S, [[gpos[E.pos[t.region_id]] for t in q.targets] for q in qs], img([E.pos[q.query.region_id] for q in qs]), img(g))
@@ -725,6 +728,9 @@ def run_seed(E: ERRData, cfg: ERRConfig, seed: int, device='cpu', rpn=None, log=
     rows.append(make_row('GRN (LSTM)', 'GT', **rows[-1]['metrics']))                   # Table 3: GRN is the LSTM model
     gt('GRN (self-attention)', 'GRN', text='attention')
     gt('GRN (visual transformation)', 'GRN (visual transformation)')                   # Table 4 (+ the two Table 2 rows)
+    res, _ = evaluate_gt(models['GRN'], E, 'test', max_queries=cfg.eval_queries, device=device, shuffle_text=True)   # diagnostic
+    log(f"seed {seed} {'GRN, shuffled query text':32s} GT: " + ', '.join(f'{k} {v:.1f}' for k, v in res.items()))
+    rows.append(make_row('GRN (shuffled query text)', 'GT', **res))
     n = min(cfg.conv_queries, len(E.bench.queries['test']))                            # Table 5
     conv = train_err(E, cfg, 'GRN', fc=False, seed=seed, device=device)
     for name, model in (('GRN (fc)', models['GRN']), ('GRN (conv)', conv)):
