@@ -8,8 +8,9 @@ __all__ = ['STOP', 'METHODS', 'TABLE2', 'object_vocab', 'count_mentions', 'keep_
            'ERRBenchmark', 'build_benchmark', 'plot_region_sizes', 'tile', 'conv', 'language_gate', 'compose_residual',
            'GRN', 'grn_pairs', 'region_features', 'lstm_pairs', 'ERRModel', 'repeat_text', 'err_loss', 'score_queries',
            'rank_queries', 'ERRConfig', 'ERRData', 'load_err', 'OneTargetPerQuery', 'gt_groups', 'train_err',
-           'evaluate_gt', 'ERRProposals', 'proposals_for', 'rpn_groups', 'evaluate_rpn', 'rpn_rows', 'top_results',
-           'plot_err_results', 'err_explorer', 'two_stage_scores', 'bench_err_scoring', 'run_seed', 'reproduce']
+           'query_sample', 'evaluate_gt', 'ERRProposals', 'proposals_for', 'rpn_groups', 'evaluate_rpn', 'rpn_rows',
+           'top_results', 'plot_err_results', 'err_explorer', 'two_stage_scores', 'bench_err_scoring', 'run_seed',
+           'reproduce']
 
 # %% ../nbs/10_err.ipynb 2
 import math, time, re
@@ -504,12 +505,17 @@ def train_err(E: ERRData, cfg: ERRConfig, method: str = 'GRN', text: str = 'lstm
     return model.cpu().eval()
 
 # %% ../nbs/10_err.ipynb 71
+def query_sample(qs: list, n: int | None, seed: int = 0) -> list:
+    "`n` of the queries `qs` drawn at random (fixed `seed`, original order kept); all of them when `n` is None"
+    if n is None or n >= len(qs): return list(qs)
+    return [qs[i] for i in sorted(np.random.default_rng(seed).choice(len(qs), n, replace=False).tolist())]
+
 def evaluate_gt(model: ERRModel, E: ERRData, split: str = 'test', max_queries: int | None = None, device='cpu',
                 shuffle_text: bool = False) -> tuple[dict, np.ndarray]:
     "R@1/10/50/100 and med r of `model` on the split's queries, candidates = the split's GT regions; also the ranks"
     from erret.text import numericalize
     from erret.metrics import recall_at_k, median_rank
-    qs = E.bench.queries[split][:max_queries]
+    qs = query_sample(E.bench.queries[split], max_queries)
     if not qs: raise ErretError(f"evaluate: the benchmark has no {split!r} queries ({E.bench}); build it from more images")
     g = E.split_regions(split); gpos = {k: i for i, k in enumerate(g)}
     phrases = [q.query.phrase for q in qs]
@@ -583,7 +589,7 @@ def evaluate_rpn(model: ERRModel, E: ERRData, R: ERRProposals, split: str = 'tes
     "R@K and med r with the split's proposals as candidates; a hit is IoU > `hit_iou` with a target box"
     from erret.text import numericalize
     from erret.metrics import recall_at_k, median_rank
-    qs = E.bench.queries[split][:max_queries]
+    qs = query_sample(E.bench.queries[split], max_queries)
     if not qs: raise ErretError(f"evaluate: the benchmark has no {split!r} queries ({E.bench})")
     g = [k for i in sorted(R.by_image) if E.bench.split_of(i) == split for k in R.by_image[i]]
     gpos = {k: j for j, k in enumerate(g)}
@@ -736,7 +742,7 @@ def run_seed(E: ERRData, cfg: ERRConfig, seed: int, device='cpu', rpn=None, log=
     for name, model in (('GRN (fc)', models['GRN']), ('GRN (conv)', conv)):
         t0 = time.perf_counter(); res, _ = evaluate_gt(model, E, 'test', max_queries=n, device=device)
         log(f"seed {seed} {name:32s} GT, {n} queries, eval {time.perf_counter() - t0:5.1f} s: " + ', '.join(f'{k} {v:.1f}' for k, v in res.items()))
-        rows.append(make_row(name, f'GT (first {n} queries)', **res))
+        rows.append(make_row(name, f'GT ({n} queries)', **res))
     if rpn is not None: rows += rpn_rows(E, cfg, rpn, seed, device, log)
     return rows, models
 
