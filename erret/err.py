@@ -8,9 +8,9 @@ __all__ = ['STOP', 'METHODS', 'TABLE2', 'object_vocab', 'count_mentions', 'keep_
            'ERRBenchmark', 'build_benchmark', 'plot_region_sizes', 'tile', 'conv', 'language_gate', 'compose_residual',
            'GRN', 'grn_pairs', 'region_features', 'lstm_pairs', 'ERRModel', 'repeat_text', 'err_loss', 'score_queries',
            'rank_queries', 'ERRConfig', 'ERRData', 'load_err', 'OneTargetPerQuery', 'gt_groups', 'train_err',
-           'query_sample', 'evaluate_gt', 'ERRProposals', 'proposals_for', 'rpn_groups', 'evaluate_rpn', 'rpn_rows',
-           'top_results', 'plot_err_results', 'err_explorer', 'two_stage_scores', 'bench_err_scoring', 'run_seed',
-           'reproduce']
+           'query_sample', 'eval_queries', 'rank_metrics', 'evaluate_gt', 'ERRProposals', 'proposals_for', 'rpn_groups',
+           'evaluate_rpn', 'rpn_rows', 'top_results', 'plot_err_results', 'err_explorer', 'two_stage_scores',
+           'bench_err_scoring', 'run_seed', 'reproduce']
 
 # %% ../nbs/10_err.ipynb 2
 import math, time, re
@@ -510,21 +510,31 @@ def query_sample(qs: list, n: int | None, seed: int = 0) -> list:
     if n is None or n >= len(qs): return list(qs)
     return [qs[i] for i in sorted(np.random.default_rng(seed).choice(len(qs), n, replace=False).tolist())]
 
-def evaluate_gt(model: ERRModel, E: ERRData, split: str = 'test', max_queries: int | None = None, device='cpu',
-                shuffle_text: bool = False) -> tuple[dict, np.ndarray]:
-    "R@1/10/50/100 and med r of `model` on the split's queries, candidates = the split's GT regions; also the ranks"
-    from erret.text import numericalize
-    from erret.metrics import recall_at_k, median_rank
+def eval_queries(E: ERRData, split: str, max_queries: int | None) -> list:
+    "The split's queries to score: all, or a fixed random sample of `max_queries`"
     qs = query_sample(E.bench.queries[split], max_queries)
     if not qs: raise ErretError(f"evaluate: the benchmark has no {split!r} queries ({E.bench}); build it from more images")
-    g = E.split_regions(split); gpos = {k: i for i, k in enumerate(g)}
+    return qs
+
+def rank_metrics(model: ERRModel, E: ERRData, qs: list, Xg: torch.Tensor, g_images: torch.Tensor, targets: list,
+                 device='cpu', shuffle_text: bool = False) -> tuple[dict, np.ndarray]:
+    "Score queries `qs` (their regions, their phrases) against candidates Xg `(G, C, s, s)`; R@1/10/50/100, med r and ranks"
+    from erret.text import numericalize
+    from erret.metrics import recall_at_k, median_rank
     phrases = [q.query.phrase for q in qs]
     if shuffle_text: phrases = phrases[1:] + phrases[:1]                          # each query gets the next query's phrase
     qt, ql = numericalize(phrases, E.vocab)
-    S = score_queries(model, E.feats[[E.pos[q.query.region_id] for q in qs]], E.feats[g], qt, ql, device=device)
-    img = lambda ids: torch.tensor([E.bench.regions[k].image_id for k in ids])
-    ranks = rank_queries(S, [[gpos[E.pos[t.region_id]] for t in q.targets] for q in qs], img([E.pos[q.query.region_id] for q in qs]), img(g))
+    S = score_queries(model, E.feats[[E.pos[q.query.region_id] for q in qs]], Xg, qt, ql, device=device)
+    ranks = rank_queries(S, targets, torch.tensor([q.query.image_id for q in qs]), g_images)
     return {**recall_at_k(ranks, (1, 10, 50, 100)), 'med r': median_rank(ranks)}, ranks
+
+def evaluate_gt(model: ERRModel, E: ERRData, split: str = 'test', max_queries: int | None = None, device='cpu',
+                shuffle_text: bool = False) -> tuple[dict, np.ndarray]:
+    "R@1/10/50/100 and med r of `model` on the split's queries, candidates = the split's GT regions; also the ranks"
+    qs = eval_queries(E, split, max_queries)
+    g = E.split_regions(split); gpos = {k: i for i, k in enumerate(g)}
+    targets = [[gpos[E.pos[t.region_id]] for t in q.targets] for q in qs]
+    return rank_metrics(model, E, qs, E.feats[g], torch.tensor([E.bench.regions[k].image_id for k in g]), targets, device, shuffle_text)
 
 # %% ../nbs/10_err.ipynb 74
 @dataclass
@@ -587,10 +597,7 @@ def rpn_groups(E: ERRData, R: ERRProposals, n_neg: int = 3, pos_iou: float = 0.7
 def evaluate_rpn(model: ERRModel, E: ERRData, R: ERRProposals, split: str = 'test', hit_iou: float = 0.5, max_queries: int | None = None,
                  device='cpu') -> tuple[dict, np.ndarray]:
     "R@K and med r with the split's proposals as candidates; a hit is IoU > `hit_iou` with a target box"
-    from erret.text import numericalize
-    from erret.metrics import recall_at_k, median_rank
-    qs = query_sample(E.bench.queries[split], max_queries)
-    if not qs: raise ErretError(f"evaluate: the benchmark has no {split!r} queries ({E.bench})")
+    qs = eval_queries(E, split, max_queries)
     g = [k for i in sorted(R.by_image) if E.bench.split_of(i) == split for k in R.by_image[i]]
     gpos = {k: j for j, k in enumerate(g)}
     targets = []
@@ -600,10 +607,7 @@ def evaluate_rpn(model: ERRModel, E: ERRData, R: ERRProposals, split: str = 'tes
             rows = R.by_image.get(i, [])
             if rows: hit += [gpos[k] for k, v in zip(rows, _box_iou([R.regions[k].box for k in rows], [t.box for t in q.targets if t.image_id == i]).max(1).values.tolist()) if v > hit_iou]
         targets.append(hit)
-    qt, ql = numericalize([q.query.phrase for q in qs], E.vocab)
-    S = score_queries(model, E.feats[[E.pos[q.query.region_id] for q in qs]], R.feats[g], qt, ql, device=device)
-    ranks = rank_queries(S, targets, torch.tensor([q.query.image_id for q in qs]), torch.tensor([R.regions[k].image_id for k in g]))
-    return {**recall_at_k(ranks, (1, 10, 50, 100)), 'med r': median_rank(ranks)}, ranks
+    return rank_metrics(model, E, qs, R.feats[g], torch.tensor([R.regions[k].image_id for k in g]), targets, device)
 
 def rpn_rows(E: ERRData, cfg: ERRConfig, R: ERRProposals, seed: int, device='cpu', log=print) -> list:
     "Table 2 rows in the RPN setting for one seed"
