@@ -9,6 +9,7 @@ __all__ = ['PAPERS', 'register_paper', 'get_paper', 'cmd_world', 'cmd_reproduce'
 import sys, argparse, importlib, time
 from pathlib import Path
 from .core import ErretError, get_device, PRESETS
+from .datasets import FORMATS
 
 # %% ../nbs/99_cli.ipynb 5
 PAPERS = {
@@ -44,7 +45,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest='cmd', metavar='{world,reproduce,bench}')
     w = sub.add_parser('world', help='write the procedural Shapes world in real dataset schemas')
     w.add_argument('--out', required=True, type=Path, help='output folder')
-    w.add_argument('--format', default='all', choices=['vg', 'coco', 'flickr30k', 'css', 'all'])
+    w.add_argument('--format', default='all', choices=[*FORMATS, 'all'], help="dataset schema; 'all' = every format except roxford")
     w.add_argument('--n-images', type=int, default=1000)
     w.add_argument('--seed', type=int, default=0)
     w.add_argument('--size', type=int, default=64, help='image side in pixels')

@@ -53,13 +53,19 @@ def get_device(device: str | torch.device | None = 'auto') -> torch.device:
 # %% ../nbs/00_core.ipynb 15
 @contextlib.contextmanager
 def cpu_threads(n: int = 1, device='cpu'):
-    "Context manager: `torch.set_num_threads(n)` for the block when `device` is a CPU; the old count is restored"
+    "Context manager: `n` threads for torch and for NumPy/SciPy's BLAS and OpenMP in the block when `device` is a CPU"
     old = torch.get_num_threads()
-    if get_device(device).type == 'cpu': torch.set_num_threads(n)
-    try: yield
-    finally: torch.set_num_threads(old)
+    try:
+        with contextlib.ExitStack() as stack:
+            if get_device(device).type == 'cpu':
+                import scipy.linalg                           # load SciPy's own BLAS now, so that the limit reaches it
+                from threadpoolctl import threadpool_limits   # (a scikit-learn dependency)
+                stack.enter_context(threadpool_limits(n))
+                torch.set_num_threads(n)
+            yield
+    finally: torch.set_num_threads(old)                       # after the BLAS/OpenMP limits are undone
 
-# %% ../nbs/00_core.ipynb 19
+# %% ../nbs/00_core.ipynb 20
 def data_dir(*parts) -> Path:
     "`$ERRET_DATA` (default `~/.cache/erret`) joined with `parts`; created if missing"
     p = Path(os.environ.get('ERRET_DATA', Path.home()/'.cache'/'erret')).expanduser().joinpath(*parts)
@@ -70,7 +76,7 @@ def cache_dir(*parts) -> Path:
     "The cache sub-folder of `data_dir()` (backbones, feature caches), created if missing"
     return data_dir('cache', *parts)
 
-# %% ../nbs/00_core.ipynb 22
+# %% ../nbs/00_core.ipynb 23
 @contextlib.contextmanager
 def atomic_write(path, mode: str = 'w', **kwargs):
     "Open a temporary file beside `path` for writing; rename it over `path` only if the block succeeds"
@@ -92,7 +98,7 @@ def torch_save(obj, path):
     "`torch.save` to `path`, atomically"
     with atomic_write(path, 'wb') as f: torch.save(obj, f)
 
-# %% ../nbs/00_core.ipynb 25
+# %% ../nbs/00_core.ipynb 26
 def _jsonable(o):
     if dataclasses.is_dataclass(o) and not isinstance(o, type): return {k: _jsonable(v) for k, v in asdict(o).items()}
     if isinstance(o, dict): return {str(k): _jsonable(v) for k, v in o.items()}
@@ -106,7 +112,7 @@ def stable_hash(*objs, n: int = 12) -> str:
     s = json.dumps([_jsonable(o) for o in objs], sort_keys=True, default=str)
     return hashlib.sha1(s.encode()).hexdigest()[:n]
 
-# %% ../nbs/00_core.ipynb 28
+# %% ../nbs/00_core.ipynb 29
 @dataclass
 class Config:
     "Base experiment config: field defaults are the `quick` preset, `_full`/`_smoke` list overrides"

@@ -5,11 +5,12 @@
 # %% auto 0
 __all__ = ['VG_URL', 'COCO_INFO', 'COCO_LICENSES', 'CSS_FILE', 'FASHION_CATEGORIES', 'FORMATS', 'DATASETS_VERSION', 'ImageInfo',
            'read_json', 'get_field', 'check_box', 'VGRegion', 'VGObject', 'VGData', 'write_vg', 'load_vg',
-           'CocoCaptions', 'write_coco', 'load_coco_captions', 'load_karpathy', 'EntityPhrase', 'EntitySentence',
-           'GroundedPhrase', 'parse_entity_sentence', 'parse_entity_annotation', 'Flickr30kEntities',
-           'load_flickr30k_entities', 'write_flickr30k', 'CSSMod', 'CSSSplit', 'CSSData', 'css_targets', 'write_css',
-           'load_css', 'FashionItem', 'Fashion200k', 'load_fashion200k', 'StateItem', 'MITStates', 'load_mit_states',
-           'write_world', 'world_dataset']
+           'CocoCaptions', 'write_coco', 'load_coco_captions', 'load_karpathy', 'CocoObject', 'CocoInstances',
+           'write_coco_instances', 'load_coco_instances', 'EntityPhrase', 'EntitySentence', 'GroundedPhrase',
+           'parse_entity_sentence', 'parse_entity_annotation', 'Flickr30kEntities', 'load_flickr30k_entities',
+           'write_flickr30k', 'CSSMod', 'CSSSplit', 'CSSData', 'css_targets', 'write_css', 'load_css', 'FashionItem',
+           'Fashion200k', 'load_fashion200k', 'StateItem', 'MITStates', 'load_mit_states', 'write_roxford',
+           'RevisitedData', 'load_roxford', 'GLDv2Train', 'load_gldv2', 'write_world', 'world_dataset']
 
 # %% ../nbs/02_datasets.ipynb 2
 import os, io, re, json, math, shutil, time, hashlib
@@ -21,7 +22,7 @@ from PIL import Image
 import erret
 from .core import ErretError, atomic_write, data_dir, stable_hash, save_json
 from .world import (World, WorldConfig, Scene, render, object_boxes, describe_regions, entity_captions,
-                         SHAPE_WORDS, WORLD_VERSION, css_modify)
+                         SHAPE_WORDS, WORLD_VERSION, css_modify, shape_vertices)
 
 # %% ../nbs/02_datasets.ipynb 7
 @dataclass(slots=True)
@@ -290,7 +291,8 @@ def write_coco(out_dir, world: World, items: list | None = None) -> dict:
                          'sentids': [s['sentid'] for s in sents], 'sentences': sents})
     for folder, f in files.items(): _write_json(out / 'annotations' / f'captions_{folder}.json', f)
     _write_json(out / 'dataset_coco.json', {'dataset': 'coco', 'images': karpathy})
-    return {'root': str(out), 'n_images': len(items), 'n_captions': n_caps}
+    n_obj = write_coco_instances(out, world, items)
+    return {'root': str(out), 'n_images': len(items), 'n_captions': n_caps, 'n_objects': n_obj}
 
 def load_coco_captions(root, splits=None, max_captions: int | None = 5, karpathy: bool | str = 'auto',
                        check_images: bool = True) -> CocoCaptions:
@@ -350,7 +352,95 @@ def load_karpathy(path, image_root=None, max_captions: int | None = 5) -> CocoCa
         caps[iid] = sents if max_captions is None else sents[:max_captions]
     return CocoCaptions(path.parent, images, caps, splits, max_captions)
 
-# %% ../nbs/02_datasets.ipynb 28
+# %% ../nbs/02_datasets.ipynb 25
+@dataclass(slots=True)
+class CocoObject:
+    "One COCO instance: ids, category id, `box` xyxy in pixels, area, iscrowd, extra `attributes` ({} in real COCO)"
+    ann_id: int
+    image_id: int
+    category_id: int
+    box: tuple
+    area: float = 0.0
+    iscrowd: int = 0
+    attributes: dict = field(default_factory=dict)
+
+@dataclass
+class CocoInstances:
+    "COCO instances of one split: images, categories {id: name}, supercategories {id: name}, objects per image id (file order)"
+    root: Path
+    split: str
+    images: list
+    categories: dict
+    objects: dict
+    supercategories: dict = field(default_factory=dict)
+    def __len__(self): return len(self.images)
+    def __repr__(self): return f"CocoInstances({self.split}: {len(self.images)} images, {sum(map(len, self.objects.values()))} objects, {len(self.categories)} categories, {self.root})"
+
+def _polygon(o, S: float, k: int = 16) -> np.ndarray:
+    "(K, 2) outline of `o` in pixels (a circle as a `k`-gon)"
+    v = shape_vertices(o, S)
+    if v is not None: return v
+    a = 2 * np.pi * np.arange(k) / k
+    return np.stack([(o.x + o.radius * np.cos(a)) * S, (o.y + o.radius * np.sin(a)) * S], 1)
+
+def write_coco_instances(out_dir, world: World, items: list | None = None) -> int:
+    "Write the world's objects as COCO instances (annotations/instances_{train,val}2014.json); returns the object count"
+    out = Path(out_dir); items = items if items is not None else _prepare(world)
+    S = world.cfg.size
+    cats = [{'id': k + 1, 'name': s, 'supercategory': 'shape'} for k, s in enumerate(world.cfg.shapes)]
+    cid = {c['name']: c['id'] for c in cats}
+    files = {f: {'info': COCO_INFO, 'licenses': COCO_LICENSES, 'images': [], 'annotations': [], 'categories': cats} for f in ('train2014', 'val2014')}
+    aid = 0
+    for it in items:
+        folder = _COCO_FOLDER[it.split]; f = files[folder]
+        f['images'].append({'id': it.image_id, 'file_name': f'COCO_{folder}_{it.image_id:012d}.jpg', 'width': S, 'height': S, 'license': 1,
+                            'coco_url': '', 'flickr_url': '', 'date_captured': ''})
+        for o, b in zip(it.scene.objects, object_boxes(it.scene, S)):
+            aid += 1
+            x1, y1, x2, y2 = (min(max(float(v), 0.), S) for v in b)
+            p = _polygon(o, S); area = 0.5 * abs(np.dot(p[:, 0], np.roll(p[:, 1], 1)) - np.dot(p[:, 1], np.roll(p[:, 0], 1)))
+            f['annotations'].append({'id': aid, 'image_id': it.image_id, 'category_id': cid[o.shape],
+                                     'bbox': [round(x1, 2), round(y1, 2), round(x2 - x1, 2), round(y2 - y1, 2)],
+                                     'area': round(float(area), 2), 'iscrowd': 0,
+                                     'segmentation': [[round(float(v), 2) for v in np.clip(p, 0, S).ravel()]],
+                                     'attributes': {'colour': o.colour, 'size': o.size, 'texture': o.texture}})   # not in real COCO
+    for folder, f in files.items(): _write_json(out / 'annotations' / f'instances_{folder}.json', f)
+    return aid
+
+def load_coco_instances(root, split: str = 'val2014', on_bad_box: str = 'raise', skip_crowd: bool = False) -> CocoInstances:
+    "Read `annotations/instances_{split}.json` (`split` 'train2014', 'val2014', or 'train' / 'val' for their 2014 files)"
+    root = Path(root)
+    fp = root / 'annotations' / f'instances_{split}.json'
+    if not fp.exists() and (root / 'annotations' / f'instances_{split}2014.json').exists(): fp = root / 'annotations' / f'instances_{split}2014.json'
+    d = read_json(fp, f'COCO instances file instances_{split}.json')
+    cats, sups = {}, {}
+    for k, c in enumerate(get_field(d, 'categories', str(fp), list)):
+        where = f"{fp}: categories[{k}]"
+        i = get_field(c, 'id', where, int); cats[i] = get_field(c, 'name', f"{where} (id {i})", str); sups[i] = c.get('supercategory', '')
+    images, size, objects = [], {}, {}
+    folder = fp.stem[len('instances_'):]
+    for k, rec in enumerate(get_field(d, 'images', str(fp), list)):
+        where = f"{fp}: images[{k}]"
+        iid = get_field(rec, 'id', where, int); where = f"{where} (id {iid})"
+        info = ImageInfo(iid, root / folder / get_field(rec, 'file_name', where, str), get_field(rec, 'width', where, int), get_field(rec, 'height', where, int), folder)
+        if iid in size: raise ErretError(f"{where}: image id {iid} appears twice")
+        images.append(info); size[iid] = (info.width, info.height); objects[iid] = []
+    for k, a in enumerate(get_field(d, 'annotations', str(fp), list)):
+        where = f"{fp}: annotations[{k}]"
+        aid = get_field(a, 'id', where, int); where = f"{where} (id {aid})"
+        iid, cat = get_field(a, 'image_id', where, int), get_field(a, 'category_id', where, int)
+        if iid not in size: raise ErretError(f"{where}: image_id {iid} is not in this file's images")
+        if cat not in cats: raise ErretError(f"{where}: category_id {cat} is not in this file's categories")
+        bb = get_field(a, 'bbox', where, list)
+        if len(bb) != 4 or not all(isinstance(v, (int, float)) for v in bb): raise ErretError(f"{where}: bbox {bb!r}; expected [x, y, width, height]")
+        crowd = int(a.get('iscrowd', 0))
+        if skip_crowd and crowd: continue
+        box = check_box((bb[0], bb[1], bb[0] + bb[2], bb[1] + bb[3]), *size[iid], where, on_bad=on_bad_box)
+        if box is None: continue
+        objects[iid].append(CocoObject(aid, iid, cat, box, float(a.get('area', bb[2] * bb[3])), crowd, dict(a.get('attributes') or {})))
+    return CocoInstances(root, folder, images, cats, objects, sups)
+
+# %% ../nbs/02_datasets.ipynb 32
 @dataclass(slots=True)
 class EntityPhrase:
     "An entity phrase: text, chain id, types (e.g. ['people']), index of its first word in the sentence"
@@ -395,7 +485,7 @@ def parse_entity_sentence(line: str, where: str = 'sentence') -> EntitySentence:
     if cur is not None: raise ErretError(f"{where}: entity phrase [/EN#{cur[0]}/... (word {cur[2]}) is not closed (missing ']')")
     return EntitySentence(' '.join(words), phrases)
 
-# %% ../nbs/02_datasets.ipynb 31
+# %% ../nbs/02_datasets.ipynb 35
 def parse_entity_annotation(path) -> tuple[int, int, dict, set, set]:
     "(width, height, {chain: [xyxy boxes]}, no-box chains, scene chains) from a Flickr30K Entities XML file"
     path = Path(path)
@@ -427,7 +517,7 @@ def parse_entity_annotation(path) -> tuple[int, int, dict, set, set]:
                 nobox.add(n)
     return W, H, boxes, nobox - set(boxes), scene
 
-# %% ../nbs/02_datasets.ipynb 33
+# %% ../nbs/02_datasets.ipynb 37
 @dataclass
 class Flickr30kEntities:
     "Flickr30K Entities: images, splits, sentences with entity phrases, boxes per chain, plain captions"
@@ -496,7 +586,7 @@ def load_flickr30k_entities(root, split: str | None = None, check_images: bool =
         caps[iid] = tok_caps[iid] if tok_caps is not None and iid in tok_caps else [s.text for s in sents[iid]]
     return Flickr30kEntities(root, images, {im.image_id: im.split for im in images}, sents, boxes, nobox, scene, caps)
 
-# %% ../nbs/02_datasets.ipynb 36
+# %% ../nbs/02_datasets.ipynb 40
 def _int_box(b, size):
     "xyxy float box rounded outwards to whole pixels, clipped to the image"
     return (max(0, math.floor(b[0])), max(0, math.floor(b[1])), min(size, math.ceil(b[2])), min(size, math.ceil(b[3])))
@@ -544,7 +634,7 @@ def _markup_with(s, ps) -> str:
         out.append(f"[/EN#{c}/{p.type} " + ' '.join(ws[k:k + n]) + ']'); k += n
     return ' '.join(out)
 
-# %% ../nbs/02_datasets.ipynb 39
+# %% ../nbs/02_datasets.ipynb 43
 CSS_FILE = 'css_toy_dataset_novel2_small.dup.npy'
 _CSS_SHAPE = {'square': 'rectangle', 'circle': 'circle', 'triangle': 'triangle'}
 _CSS_SHAPE_INV = {v: k for k, v in _CSS_SHAPE.items()}
@@ -664,7 +754,7 @@ def load_css(root, file: str = CSS_FILE) -> CSSData:
         splits[name] = CSSSplit(name, objs, labels, ms, [p if p.exists() else None for p in paths])
     return CSSData(root, splits)
 
-# %% ../nbs/02_datasets.ipynb 46
+# %% ../nbs/02_datasets.ipynb 50
 FASHION_CATEGORIES = ('dress', 'jacket', 'pants', 'skirt', 'top')
 
 @dataclass(slots=True)
@@ -744,22 +834,147 @@ def load_mit_states(root) -> MITStates:
     adjs = vocab['adj'] or sorted({it.adj for it in items}); nouns = vocab['noun'] or sorted({it.noun for it in items})
     return MITStates(root, items, adjs, nouns)
 
-# %% ../nbs/02_datasets.ipynb 49
-FORMATS = ('vg', 'coco', 'flickr30k', 'css')
+# %% ../nbs/02_datasets.ipynb 53
+import pickle
+from .world import difficulty
+
+def _gld_id(seed: int, k: int, j: int) -> str:
+    return hashlib.sha1(f'erret-gld-{seed}-{k}-{j}'.encode()).hexdigest()[:16]
+
+def _gld_path(root: Path, image_id: str) -> Path:
+    return root / 'train' / image_id[0] / image_id[1] / image_id[2] / f'{image_id}.jpg'
+
+def write_roxford(out_dir, world: World, n_views: int = 6, name: str = 'roxford5k', pad: float = 2.0) -> dict:
+    "Write `world` as a Revisited-Oxford benchmark (`jpg/`, `gnd_<name>.pkl`; test/val scenes) + a GLDv2 `train.csv` (train scenes)"
+    out, S, seed = Path(out_dir), world.cfg.size, world.cfg.seed
+    imlist, qimlist, gnd, train_rows = [], [], [], ['id,url,landmark_id']
+    for k in range(len(world)):
+        sp, views = world.split(k), world.views(k, n_views)
+        if sp == 'train':                                                   # a 'clean' set (as GLDv2-clean): the scene + its non-junk views
+            for j, sc in enumerate([world.scene(k)] + [v.scene for v in views if difficulty(v.change) != 'junk']):
+                i = _gld_id(seed, k, j); _write_bytes(_gld_path(out, i), _encode(render(sc, S))); train_rows.append(f'{i},,{k}')
+            continue
+        ids = {'easy': [], 'hard': [], 'junk': []}
+        for j, v in enumerate(views):
+            nm = f'scene{k:05d}_v{j}'; _write_bytes(out / 'jpg' / f'{nm}.jpg', _encode(render(v.scene, S)))
+            ids[difficulty(v.change)].append(len(imlist)); imlist.append(nm)
+        if sp == 'test':
+            sc = world.scene(k); nm = f'scene{k:05d}_q'
+            _write_bytes(out / 'jpg' / f'{nm}.jpg', _encode(render(sc, S)))
+            b = object_boxes(sc, S)
+            bbx = [float(max(b[:, 0].min() - pad, 0)), float(max(b[:, 1].min() - pad, 0)), float(min(b[:, 2].max() + pad, S)), float(min(b[:, 3].max() + pad, S))]
+            qimlist.append(nm); gnd.append({'bbx': bbx, **ids})
+    with atomic_write(out / f'gnd_{name}.pkl', 'wb') as f: pickle.dump({'gnd': gnd, 'imlist': imlist, 'qimlist': qimlist}, f, protocol=2)
+    _write_text(out / 'train.csv', '\n'.join(train_rows) + '\n')
+    return {'root': str(out), 'n_queries': len(qimlist), 'n_database': len(imlist), 'n_train': len(train_rows) - 1,
+            'n_landmarks': len({r.rsplit(',', 1)[1] for r in train_rows[1:]}),
+            **{d: sum(len(g[d]) for g in gnd) for d in ('easy', 'hard', 'junk')}}
+
+# %% ../nbs/02_datasets.ipynb 55
+@dataclass
+class RevisitedData:
+    "A revisited benchmark: database/query image names, per-query `gnd` {bbx, easy, hard, junk}, image paths"
+    root: Path
+    name: str
+    imlist: list
+    qimlist: list
+    gnd: list
+    def __len__(self): return len(self.imlist)
+    def __repr__(self): return f"RevisitedData({self.name}: {len(self.qimlist)} queries, {len(self.imlist)} database images)"
+    def image_path(self, i: int) -> Path: return self.root / 'jpg' / f'{self.imlist[i]}.jpg'
+    def query_path(self, q: int) -> Path: return self.root / 'jpg' / f'{self.qimlist[q]}.jpg'
+    def image(self, i: int) -> Image.Image: return Image.open(self.image_path(i)).convert('RGB')
+    def query_image(self, q: int, crop: bool = False) -> Image.Image:
+        "Query `q` (cropped to its `bbx` if `crop`, as the official protocol does)"
+        im = Image.open(self.query_path(q)).convert('RGB')
+        return im.crop(tuple(int(round(v)) for v in self.gnd[q]['bbx'])) if crop else im
+    def protocol(self, p: str = 'medium') -> tuple[list, list]:
+        "(positives, junk): per-query index lists of protocol `p` ('easy', 'medium' or 'hard')"
+        if p not in ('easy', 'medium', 'hard'): raise ErretError(f"unknown protocol {p!r}; expected 'easy', 'medium' or 'hard'")
+        pos = {'easy': ('easy',), 'medium': ('easy', 'hard'), 'hard': ('hard',)}[p]
+        junk = {'easy': ('junk', 'hard'), 'medium': ('junk',), 'hard': ('junk', 'easy')}[p]
+        return ([sorted(i for k in pos for i in g[k]) for g in self.gnd], [sorted(i for k in junk for i in g[k]) for g in self.gnd])
+
+def load_roxford(root, name: str = 'roxford5k', check_images: bool = True) -> RevisitedData:
+    "Read a Revisited Oxford/Paris benchmark: `gnd_<name>.pkl` and `jpg/<image>.jpg`"
+    root = Path(root); path = root / f'gnd_{name}.pkl'
+    if not path.is_file(): raise ErretError(f"{path}: file not found (expected the revisited ground truth gnd_{name}.pkl beside a jpg/ folder)")
+    try:
+        with open(path, 'rb') as f: d = pickle.load(f, encoding='latin1')
+    except Exception as e: raise ErretError(f"{path}: cannot read the pickle ({type(e).__name__}: {e})") from None
+    for key in ('imlist', 'qimlist', 'gnd'): get_field(d, key, str(path), (list, tuple))
+    im, qim, G = list(d['imlist']), list(d['qimlist']), list(d['gnd'])
+    if len(G) != len(qim): raise ErretError(f"{path}: {len(G)} 'gnd' entries for {len(qim)} queries in 'qimlist'")
+    gnd = []
+    for q, g in enumerate(G):
+        where = f"{path}: gnd[{q}] (query {qim[q]!r})"
+        bbx = [float(v) for v in get_field(g, 'bbx', where)]
+        if len(bbx) != 4 or bbx[2] <= bbx[0] or bbx[3] <= bbx[1]: raise ErretError(f"{where}: bbx {bbx} is not a box [x1, y1, x2, y2]")
+        e = {'bbx': bbx}
+        for key in ('easy', 'hard', 'junk'):
+            ids = [int(i) for i in np.asarray(get_field(g, key, where), dtype=np.int64).ravel()]
+            bad = [i for i in ids if not 0 <= i < len(im)]
+            if bad: raise ErretError(f"{where}: {key!r} index {bad[0]} outside the {len(im)} database images")
+            e[key] = ids
+        gnd.append(e)
+    data = RevisitedData(root, name, im, qim, gnd)
+    if check_images:
+        for p in [data.image_path(i) for i in range(len(im))] + [data.query_path(q) for q in range(len(qim))]:
+            if not p.exists(): raise ErretError(f"{p}: image file not found (listed in {path.name})")
+    return data
+
+@dataclass
+class GLDv2Train:
+    "A Google-Landmarks-v2 style training list: image ids, landmark ids, paths"
+    root: Path
+    ids: list
+    labels: list
+    def __len__(self): return len(self.ids)
+    def __repr__(self): return f"GLDv2Train({len(self)} images, {len(set(self.labels))} landmarks)"
+    def path(self, i: int) -> Path: return _gld_path(self.root, self.ids[i])
+    def image(self, i: int) -> Image.Image: return Image.open(self.path(i)).convert('RGB')
+
+def load_gldv2(root, file: str = 'train.csv', check_images: bool = True) -> GLDv2Train:
+    "Read GLDv2 `train.csv` (`id,url,landmark_id`) with images at `train/a/b/c/<id>.jpg`"
+    root = Path(root); path = root / file
+    if not path.is_file(): raise ErretError(f"{path}: file not found (expected the Google Landmarks v2 {file} with columns id,url,landmark_id)")
+    lines = path.read_text(encoding='utf-8').splitlines()
+    head = lines[0].split(',') if lines else []
+    if not all(c in head for c in ('id', 'landmark_id')): raise ErretError(f"{path}: header {lines[:1]} lacks the columns 'id' and 'landmark_id'")
+    ci, cl = head.index('id'), head.index('landmark_id')
+    ids, labels = [], []
+    for n, line in enumerate(lines[1:], 2):
+        if not line.strip(): continue
+        parts = line.split(',')
+        if len(parts) < len(head): raise ErretError(f"{path}: line {n} has {len(parts)} fields; expected {len(head)} ({','.join(head)})")
+        try: labels.append(int(parts[cl]))
+        except ValueError: raise ErretError(f"{path}: line {n}: landmark_id {parts[cl]!r} is not an integer") from None
+        ids.append(parts[ci])
+    data = GLDv2Train(root, ids, labels)
+    if check_images:
+        for i in range(len(data)):
+            if not data.path(i).exists(): raise ErretError(f"{data.path(i)}: image file not found ({file}, image {ids[i]!r})")
+    return data
+
+# %% ../nbs/02_datasets.ipynb 59
+FORMATS = ('vg', 'coco', 'flickr30k', 'css', 'roxford')
+_ALL = ('vg', 'coco', 'flickr30k', 'css')   # 'all': the image–text schemas (roxford, several views per scene, only on request)
 
 def write_world(out_dir, format: str = 'all', n_images: int = 1000, seed: int = 0, size: int = 64, **world_kw) -> dict:
     "Write the Shapes world to `out_dir` in the `format` schema(s); returns {format: summary}"
-    fmts = FORMATS if format == 'all' else (format,)
+    fmts = _ALL if format == 'all' else (format,)
     if any(f not in FORMATS for f in fmts): raise ErretError(f"unknown format {format!r}; expected one of {FORMATS + ('all',)}")
     if n_images < 1: raise ErretError(f"n_images must be positive, got {n_images}")
     out = Path(out_dir); info = {}
     sub = (lambda f: out / f) if format == 'all' else (lambda f: out)
-    if any(f != 'css' for f in fmts):
+    if any(f not in ('css', 'roxford') for f in fmts):
         world = World(WorldConfig(n_images=n_images, seed=seed, size=size, **world_kw))
         items = _prepare(world)
         writers = {'vg': write_vg, 'coco': write_coco, 'flickr30k': write_flickr30k}
         for f in fmts:
-            if f != 'css': info[f] = writers[f](sub(f), world, items)
+            if f not in ('css', 'roxford'): info[f] = writers[f](sub(f), world, items)
+    if 'roxford' in fmts:
+        info['roxford'] = write_roxford(sub('roxford'), World(WorldConfig(n_images=n_images, seed=seed, size=size, **world_kw)))
     if 'css' in fmts:
         info['css'] = write_css(sub('css'), World(WorldConfig.css(n_images=n_images, seed=seed, size=size, **world_kw)))
     return info
@@ -769,8 +984,8 @@ def _tree_hashes(root) -> dict:
     root = Path(root)
     return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(root.rglob('*')) if p.is_file()}
 
-# %% ../nbs/02_datasets.ipynb 52
-DATASETS_VERSION = 2    # 2: CSS references with 3–5 modifications each
+# %% ../nbs/02_datasets.ipynb 62
+DATASETS_VERSION = 3    # 2: CSS references with 3–5 modifications each; 3: COCO also writes instances_{train,val}2014.json (object layouts)
 _MARKER = '.erret_complete.json'
 
 def world_dataset(format: str = 'vg', n_images: int = 1000, seed: int = 0, size: int = 64, **world_kw) -> Path:

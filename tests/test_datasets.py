@@ -327,3 +327,89 @@ def test_write_world_2000_images_under_a_minute(tmp_path):
     dt = time.time() - t
     assert info['vg']['n_images'] == 2000 and info['css']['n_images'] == 2000
     assert dt < 60, f'{dt:.1f} s'
+
+
+# --- COCO instances (object layouts, Text2Scene) ---
+
+def test_coco_instances_round_trip(tmp_path):
+    w = World(n_images=20, seed=4)
+    info = write_coco(tmp_path, w)
+    ins = {s: load_coco_instances(tmp_path, f'{s}2014') for s in ('train', 'val')}
+    assert info['n_objects'] == sum(len(w[i].objects) for i in range(20)) == sum(len(v) for x in ins.values() for v in x.objects.values())
+    raw = json.loads((tmp_path / 'annotations' / 'instances_train2014.json').read_text())
+    a = raw['annotations'][0]
+    assert set(a) >= {'id', 'image_id', 'category_id', 'bbox', 'area', 'iscrowd', 'segmentation', 'attributes'}
+    assert len(a['bbox']) == 4 and a['area'] > 0 and a['iscrowd'] == 0
+    assert {c['name'] for c in raw['categories']} == set(w.cfg.shapes)
+    for i in range(20):
+        x = ins['train' if w.split(i) == 'train' else 'val']
+        objs = x.objects[i + 1]
+        assert [x.categories[o.category_id] for o in objs] == [o.shape for o in w[i].objects]
+        assert [o.attributes['colour'] for o in objs] == [o.colour for o in w[i].objects]
+        np.testing.assert_allclose(np.array([o.box for o in objs]), w.boxes(i), atol=0.01)
+        for o, ob in zip(objs, w[i].objects):                  # the polygon area is close to the box area for compact shapes
+            bw, bh = o.box[2] - o.box[0], o.box[3] - o.box[1]
+            assert 0.2 * bw * bh < o.area <= bw * bh + 1e-6
+
+
+def test_coco_instances_fixture_and_errors(tmp_path):
+    ins = load_coco_instances(FIX / 'coco', 'val')
+    assert len(ins) == 2 and ins.categories[4] == 'motorcycle'
+    assert all(o.attributes == {} for v in ins.objects.values() for o in v)           # real COCO: no attributes
+    assert [o.iscrowd for o in ins.objects[522418]] == [1, 0]
+    d = json.loads((FIX / 'coco' / 'annotations' / 'instances_val2014.json').read_text())
+    (tmp_path / 'annotations').mkdir()
+    d['annotations'][1]['bbox'] = [3.0, 15.0, 60.0, 14.9]                              # outside the 40x30 image
+    (tmp_path / 'annotations' / 'instances_val2014.json').write_text(json.dumps(d))
+    fails_with(lambda: load_coco_instances(tmp_path, 'val2014'), contains='lies outside the 40×30 image')
+    assert len(load_coco_instances(tmp_path, 'val2014', on_bad_box='drop').objects[391895]) == 2
+    del d['annotations'][0]['bbox']
+    (tmp_path / 'annotations' / 'instances_val2014.json').write_text(json.dumps(d))
+    fails_with(lambda: load_coco_instances(tmp_path, 'val2014'), contains="(id 156): missing field 'bbox'")
+
+
+# ---------------------------------------------------------------- Revisited Oxford / GLDv2 (RRT)
+
+def test_roxford_round_trip_and_gnd(tmp_path):
+    import pickle
+    from erret.world import difficulty
+    w = World(WorldConfig(n_images=40, seed=4))
+    info = write_roxford(tmp_path, w, n_views=4)
+    rox, gld = load_roxford(tmp_path), load_gldv2(tmp_path)
+    with open(tmp_path / 'gnd_roxford5k.pkl', 'rb') as f: raw = pickle.load(f)
+    assert sorted(raw) == ['gnd', 'imlist', 'qimlist'] and all(sorted(g) == ['bbx', 'easy', 'hard', 'junk'] for g in raw['gnd'])
+    tests = [k for k in range(40) if w.split(k) == 'test']; vals = [k for k in range(40) if w.split(k) == 'val']
+    assert rox.qimlist == [f'scene{k:05d}_q' for k in tests] and len(rox) == 4 * (len(tests) + len(vals)) == info['n_database']
+    for q, k in enumerate(tests):
+        g = rox.gnd[q]
+        assert sorted(g['easy'] + g['hard'] + g['junk']) == [rox.imlist.index(f'scene{k:05d}_v{j}') for j in range(4)]
+        for j, v in enumerate(w.views(k, 4)): assert rox.imlist.index(f'scene{k:05d}_v{j}') in g[difficulty(v.change)]
+        x1, y1, x2, y2 = g['bbx']; b = object_boxes(w.scene(k), 64)
+        assert x1 <= b[:, 0].min() and y1 <= b[:, 1].min() and x2 >= b[:, 2].max() and y2 >= b[:, 3].max()
+        assert rox.query_image(q, crop=True).size == (round(x2) - round(x1), round(y2) - round(y1))
+    assert set(gld.labels) == {k for k in range(40) if w.split(k) == 'train'} and all(p.exists() for p in map(gld.path, range(len(gld))))
+    assert (tmp_path / 'train.csv').read_text().splitlines()[0] == 'id,url,landmark_id'
+    pos, junk = rox.protocol('medium')
+    assert pos[0] == sorted(rox.gnd[0]['easy'] + rox.gnd[0]['hard']) and junk[0] == sorted(rox.gnd[0]['junk'])
+    write_roxford(tmp_path / 'again', w, n_views=4)
+    assert _tree_hashes(tmp_path / 'again') == {p: h for p, h in _tree_hashes(tmp_path).items() if not p.startswith('again/')}   # byte-identical
+
+
+def test_roxford_via_write_world_and_corrupted(tmp_path):
+    import pickle
+    info = write_world(tmp_path, 'roxford', n_images=20, seed=1)
+    assert list(info) == ['roxford'] and (tmp_path / 'gnd_roxford5k.pkl').exists() and (tmp_path / 'jpg').is_dir()
+    assert 'roxford' in FORMATS and 'roxford' not in write_world(tmp_path / 'all', 'all', n_images=4)
+    with pytest.raises(ErretError, match='gnd_rparis6k.pkl: file not found'): load_roxford(tmp_path, 'rparis6k')
+    raw = pickle.loads((tmp_path / 'gnd_roxford5k.pkl').read_bytes())
+    bad = {**raw, 'gnd': raw['gnd'][:-1]}
+    (tmp_path / 'gnd_roxford5k.pkl').write_bytes(pickle.dumps(bad))
+    with pytest.raises(ErretError, match="'gnd' entries for"): load_roxford(tmp_path)
+    raw['gnd'][0]['bbx'] = [5, 5, 1, 1]
+    (tmp_path / 'gnd_roxford5k.pkl').write_bytes(pickle.dumps(raw))
+    with pytest.raises(ErretError, match='is not a box'): load_roxford(tmp_path)
+    raw['gnd'][0]['bbx'] = [0, 0, 5, 5]; (tmp_path / 'gnd_roxford5k.pkl').write_bytes(pickle.dumps(raw))
+    (tmp_path / 'jpg' / f"{raw['imlist'][0]}.jpg").unlink()
+    with pytest.raises(ErretError, match='image file not found'): load_roxford(tmp_path)
+    (tmp_path / 'train.csv').write_text('image,landmark\n')
+    with pytest.raises(ErretError, match="lacks the columns 'id' and 'landmark_id'"): load_gldv2(tmp_path)
