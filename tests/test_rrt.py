@@ -10,11 +10,7 @@ from erret.rrt import (rrt_tokens, RRT, rerank, alpha_qe, evaluate, pair_pool, P
                        SEG_CLS, SEG_SEP, SEG_QG, SEG_QL, SEG_CG, SEG_CL)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # tests/conftest.py
 
 
 def _desc(B, L, d, g, l, seed=0):

@@ -14,12 +14,7 @@ from erret.text2scene import (Text2SceneConfig, SceneLayout, T2SData, Text2Scene
 FIX = Path(erret.__file__).resolve().parent.parent / 'data' / 'datasets'
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    "Tiny models: one thread avoids oversubscription on a shared 2-core machine"
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # tests/conftest.py
 
 
 def _toy(n=12):

@@ -6,12 +6,7 @@ from erret.tirg import (css_queries, css_positives, css_recall, two_mod_batches,
                         ShowAndTell, Relationship, Composer, METHODS, ABLATIONS, ALL_METHODS)
 
 
-@pytest.fixture(autouse=True, scope='module')
-def one_thread():
-    "Tiny models: one thread avoids oversubscription on a shared 2-core machine"
-    n = torch.get_num_threads(); torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures('one_thread')   # tests/conftest.py
 
 
 def _split():
