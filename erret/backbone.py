@@ -38,8 +38,16 @@ def pretrain_world(cfg: BackboneConfig) -> World:
     return World(WorldConfig(n_images=cfg.n_images, size=cfg.size, seed=cfg.world_seed, novel_frac=0.0, train_only_frac=0.0))
 
 def images_to_tensor(images) -> torch.Tensor:
-    "PIL images / `(H, W, 3)` arrays -> uint8 `(N, 3, H, W)`"
-    return torch.from_numpy(np.stack([np.asarray(im, dtype=np.uint8) for im in images])).permute(0, 3, 1, 2).contiguous()
+    "PIL images / `(H, W, 3)` arrays of one size -> uint8 `(N, 3, H, W)` (files of mixed sizes: `erret.datasets.read_images`)"
+    from erret.datasets import to_rgb
+    arrs = [np.asarray(to_rgb(im) if hasattr(im, 'mode') else im, dtype=np.uint8) for im in images]
+    if not arrs: raise ErretError("images_to_tensor: no images")
+    shapes = sorted({a.shape for a in arrs})
+    if len(shapes) > 1 or arrs[0].ndim != 3 or arrs[0].shape[2] != 3:
+        raise ErretError(f"images_to_tensor: expected RGB images of one size, got shapes {', '.join(map(str, shapes[:4]))}"
+                         f"{' ...' if len(shapes) > 4 else ''}; read image files with erret.datasets.read_images(images, size), "
+                         "which letterboxes each to size×size and returns the frames that map boxes")
+    return torch.from_numpy(np.stack(arrs)).permute(0, 3, 1, 2).contiguous()
 
 class ObjectLabels(Dataset):
     "Rendered images with per-object boxes and (shape, colour, size) labels"
@@ -60,7 +68,7 @@ def collate_objects(items):
     ims, boxes, labels = zip(*items)
     return {'images': torch.stack(ims), 'boxes': list(boxes), 'labels': torch.cat(labels)}
 
-# %% ../nbs/06a_backbone.ipynb 9
+# %% ../nbs/06a_backbone.ipynb 10
 class PretrainNet(nn.Module):
     "Backbone + per-object heads on RoIAlign features + a multi-label image head"
     def __init__(self, backbone, n_shapes, n_colours, n_sizes):
@@ -99,7 +107,7 @@ def object_accuracy(model, dl, device) -> dict:
         hits += (preds == b['labels']).sum(0); n += len(b['labels'])
     return dict(zip(('shape_acc', 'colour_acc', 'size_acc'), (100 * hits / max(n, 1)).tolist()))
 
-# %% ../nbs/06a_backbone.ipynb 11
+# %% ../nbs/06a_backbone.ipynb 12
 def backbone_path(cfg: BackboneConfig):
     return cache_dir('backbones') / f"{cfg.arch}-{cfg.size}px-{cfg.hash()}.pt"
 
@@ -127,7 +135,7 @@ def pretrained_backbone(cfg: BackboneConfig | None = None, device='auto', retrai
     bb.pretrain_metrics = metrics
     return bb.to(device).eval()
 
-# %% ../nbs/06a_backbone.ipynb 16
+# %% ../nbs/06a_backbone.ipynb 17
 @torch.no_grad()
 def feature_maps(backbone, images: torch.Tensor, batch_size: int = 256, device='auto', dtype=torch.float16) -> torch.Tensor:
     "Backbone feature maps of uint8 images `(N, 3, H, W)` -> `(N, C, H/s, W/s)` on the CPU in `dtype`"

@@ -6,7 +6,7 @@
 __all__ = ['PAPERS', 'register_paper', 'get_paper', 'cmd_world', 'cmd_reproduce', 'cmd_bench', 'main']
 
 # %% ../nbs/99_cli.ipynb 2
-import sys, argparse, importlib, time
+import os, sys, argparse, importlib, time
 from pathlib import Path
 from .core import ErretError, get_device, PRESETS
 from .datasets import FORMATS
@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     w.add_argument('--n-images', type=int, default=1000)
     w.add_argument('--seed', type=int, default=0)
     w.add_argument('--size', type=int, default=64, help='image side in pixels')
+    w.add_argument('--quirks', action='store_true', help="with the quirks of real files (mixed sizes and modes, missing files, boxes outside, ...): see erret.datasets.write_quirky")
     r = sub.add_parser('reproduce', help='run a paper end to end and write OUT/PAPER/results.json')
     r.add_argument('paper', help=', '.join(PAPERS))
     g = r.add_mutually_exclusive_group()
@@ -67,12 +68,17 @@ def _parser() -> argparse.ArgumentParser:
 
 # %% ../nbs/99_cli.ipynb 11
 def cmd_world(a):
-    from erret.datasets import write_world
+    from erret.datasets import write_world, write_quirky, QUIRK_FORMATS
     if a.n_images < 1: raise ErretError(f"--n-images must be positive, got {a.n_images}")
     if a.size < 16: raise ErretError(f"--size must be at least 16 pixels, got {a.size}")
     t = time.time()
-    info = write_world(a.out, format=a.format, n_images=a.n_images, seed=a.seed, size=a.size)
-    print(f"wrote the Shapes world ({a.n_images} images, {a.size} px, seed {a.seed}, format {a.format}) to {a.out} in {time.time()-t:.1f} s")
+    if getattr(a, 'quirks', False):
+        fmts = [f for f in QUIRK_FORMATS if f != 'roxford'] if a.format == 'all' else [a.format]
+        if a.format != 'all' and a.format not in QUIRK_FORMATS: raise ErretError(f"--quirks: format {a.format!r} has no quirk writer; expected one of {QUIRK_FORMATS}")
+        info = {f: write_quirky(a.out / f if a.format == 'all' else a.out, f, n_images=a.n_images, seed=a.seed, size=a.size) for f in fmts}
+        for f, i in info.items(): print(f"{f}: injected " + ', '.join(f"{v} {k.replace('_', ' ')}" for k, v in i['quirks'].items()))
+    else: info = write_world(a.out, format=a.format, n_images=a.n_images, seed=a.seed, size=a.size)
+    print(f"wrote the Shapes world ({a.n_images} images, {a.size} px, seed {a.seed}, format {a.format}{', with real-data quirks' if getattr(a, 'quirks', False) else ''}) to {a.out} in {time.time()-t:.1f} s")
     return info
 
 def cmd_reproduce(a):
@@ -99,4 +105,10 @@ def main(argv=None):
     try: {'world': cmd_world, 'reproduce': cmd_reproduce, 'bench': cmd_bench}[a.cmd](a)
     except ErretError as e:
         print(f"erret: error: {e}", file=sys.stderr); sys.exit(2)
+    except KeyboardInterrupt:
+        print("erret: interrupted", file=sys.stderr); sys.exit(130)
+    except Exception as e:                       # a bug of ours, not the user's: one line, the traceback on request
+        if os.environ.get('ERRET_DEBUG'): raise
+        print(f"erret: internal error: {type(e).__name__}: {e} (a bug in erret: please report it with the command you ran; "
+              "ERRET_DEBUG=1 shows the traceback)", file=sys.stderr); sys.exit(3)
     return 0

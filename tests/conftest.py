@@ -10,3 +10,18 @@ def one_thread():
     "Tiny models: one torch/BLAS thread avoids oversubscription on a shared 2-core machine (`erret.core.cpu_threads`)"
     from erret.core import cpu_threads
     with cpu_threads(1): yield
+
+
+@pytest.fixture(scope='session')
+def quirky(tmp_path_factory):
+    "`quirky(format, n_images=60, seed=0, **world_kw)`: a folder in `format`'s real schema *with* real-data quirks, written once per session (`erret.datasets.write_quirky`)"
+    made = {}
+    def make(fmt, n_images=60, seed=0, **kw):
+        key = (fmt, n_images, seed, tuple(sorted(kw.items())))
+        if key not in made:
+            from erret.datasets import write_quirky
+            d = tmp_path_factory.mktemp(f'quirky-{fmt}')
+            write_quirky(d, fmt, n_images=n_images, seed=seed, **kw)
+            made[key] = d
+        return made[key]
+    return make

@@ -183,7 +183,9 @@ def test_vg_corrupted(fix):
     _edit_json(root / 'region_descriptions.json', lambda d: d[0]['regions'][1].pop('phrase'))
     fails_with(lambda: load_vg(root), contains="region_descriptions.json: image 1, region 12: missing field 'phrase'")
     _edit_json(root / 'region_descriptions.json', lambda d: d[0]['regions'][1].update(phrase='ok', width=80))
-    fails_with(lambda: load_vg(root), contains='image 1, region 12: box (x1, y1, x2, y2) = (0, 0, 80, 47) lies outside the 64×48 image')
+    fails_with(lambda: load_vg(root, on_bad_box='raise'), contains='image 1, region 12: box (x1, y1, x2, y2) = (0, 0, 80, 47) lies outside the 64×48 image')
+    vg = load_vg(root)                                                     # default: repaired and counted
+    assert vg.regions[1][1].box == (0., 0., 64., 47.) and vg.repairs['clipped_region_boxes'] == 1
     assert len(load_vg(root, on_bad_box='drop').regions[1]) == 1
     assert load_vg(root, on_bad_box='clip').regions[1][1].box == (0., 0., 64., 47.)
     _edit_json(root / 'region_descriptions.json', lambda d: d[0]['regions'][1].update(width='wide'))
@@ -193,7 +195,10 @@ def test_vg_corrupted(fix):
     fails_with(lambda: load_vg(root), contains="image_data.json: record 1: missing field 'image_id' / 'id'")
     _edit_json(root / 'image_data.json', lambda d: d[1].update(image_id=2))
     (root / 'VG_100K_2' / '2.jpg').unlink()
-    fails_with(lambda: load_vg(root), contains='2.jpg: image file not found (image 2')
+    vg = load_vg(root)                                                     # a missing file: the image is dropped, and counted
+    assert [im.image_id for im in vg.images] == [1] and 2 not in vg.regions and vg.repairs['missing_images'] == 1
+    (root / 'VG_100K' / '1.jpg').unlink()
+    fails_with(lambda: load_vg(root), contains='none of its 2 images could be found')
     (root / 'objects.json').write_text('[{"image_id": 1, "objects": [}')
     fails_with(lambda: load_vg(root, check_images=False), contains='objects.json: not valid JSON')
     fails_with(lambda: load_vg(root / 'nope'), contains='no such directory')
@@ -209,7 +214,8 @@ def test_coco_corrupted(fix):
     _edit_json(f, lambda d: (d['annotations'][3].update(image_id=391895), d['images'][1].pop('file_name')))
     fails_with(lambda: load_coco_captions(root), contains="captions_val2014.json: images[1] (id 522418): missing field 'file_name'")
     _edit_json(f, lambda d: d['images'][1].update(file_name='missing.jpg'))
-    fails_with(lambda: load_coco_captions(root), contains='missing.jpg: image file not found (image 522418')
+    coco = load_coco_captions(root)                                        # a missing file: dropped with its captions, counted
+    assert 522418 not in coco.captions and coco.repairs['missing_images'] == 1
     _edit_json(f, lambda d: d['images'][1].update(file_name='COCO_val2014_000000522418.jpg'))
     _edit_json(root / 'dataset_coco.json', lambda d: d['images'][0].update(split='dev'))
     fails_with(lambda: load_coco_captions(root), contains="dataset_coco.json: images[0]: split 'dev'")
@@ -227,7 +233,9 @@ def test_flickr_corrupted(fix):
     x = root / 'Annotations' / '1000092795.xml'
     good = x.read_text()
     x.write_text(good.replace('<xmax>330</xmax>', '<xmax>530</xmax>'))
-    fails_with(lambda: load_flickr30k_entities(root), contains='1000092795.xml: object #1 (chains 370, 371): <bndbox> xmin=201 ymin=41 xmax=530 ymax=280 lies outside the 500×333 image')
+    fails_with(lambda: load_flickr30k_entities(root, on_bad_box='raise'), contains='1000092795.xml: object #1 (chains 370, 371): <bndbox> xmin=201 ymin=41 xmax=530 ymax=280 lies outside the 500×333 image')
+    fl = load_flickr30k_entities(root)                                     # default: clipped to the image, counted
+    assert fl.boxes['1000092795']['371'][0] == (200., 40., 500., 280.) and fl.repairs['clipped_boxes'] == 1
     x.write_text(good.replace('<ymin>51</ymin>', '<ymin>5l</ymin>'))
     fails_with(lambda: load_flickr30k_entities(root), contains="object #0 (chains 370): <ymin> is '5l'; expected an integer")
     x.write_text(good.replace('</annotation>', ''))
@@ -238,8 +246,12 @@ def test_flickr_corrupted(fix):
     fails_with(lambda: load_flickr30k_entities(root), contains="results_20130124.token: line 7 is malformed")
     t.unlink()
     (root / 'Annotations' / '1000268201.xml').unlink()
-    fails_with(lambda: load_flickr30k_entities(root), contains='1000268201.xml: file not found')
+    fl = load_flickr30k_entities(root)                                     # listed in a split file, annotation gone: dropped, counted
+    assert '1000268201' not in fl.boxes and fl.repairs['missing_annotations'] == 1
     assert len(load_flickr30k_entities(root, split='train')) == 1       # captions fall back to the sentences
+    for f in ('train.txt', 'val.txt', 'test.txt'): (root / f).unlink()     # no split files: the Sentences/ listing is the truth
+    fails_with(lambda: load_flickr30k_entities(root), contains='1000268201.xml: file not found (annotation of image 1000268201')
+
 
 
 def test_css_corrupted(tmp_path):
@@ -265,7 +277,8 @@ def test_fashion_and_mit_corrupted(fix):
     f.write_text('women/tops/blouses/47811312/47811312_0.jpeg\thigh\twhite blouse\n')
     fails_with(lambda: load_fashion200k(fa), contains="line 1: confidence 'high' is not a number")
     f.write_text('women/tops/nothing.jpeg\t0.5\twhite blouse\n')
-    fails_with(lambda: load_fashion200k(fa), contains='nothing.jpeg: image file not found (top_train_detect_all.txt, line 1)')
+    f2 = load_fashion200k(fa)                                              # a missing file: dropped, counted
+    assert len(f2) == 4 and f2.repairs['missing_images'] == 1
     ms = fix('mit_states')
     (ms / 'images' / 'very old house').mkdir()
     fails_with(lambda: load_mit_states(ms), contains="folder name 'very old house' is not '<adjective> <noun>'")
@@ -361,7 +374,8 @@ def test_coco_instances_fixture_and_errors(tmp_path):
     (tmp_path / 'annotations').mkdir()
     d['annotations'][1]['bbox'] = [3.0, 15.0, 60.0, 14.9]                              # outside the 40x30 image
     (tmp_path / 'annotations' / 'instances_val2014.json').write_text(json.dumps(d))
-    fails_with(lambda: load_coco_instances(tmp_path, 'val2014'), contains='lies outside the 40×30 image')
+    fails_with(lambda: load_coco_instances(tmp_path, 'val2014', on_bad_box='raise'), contains='lies outside the 40×30 image')
+    assert load_coco_instances(tmp_path, 'val2014').repairs['clipped_object_boxes'] == 1
     assert len(load_coco_instances(tmp_path, 'val2014', on_bad_box='drop').objects[391895]) == 2
     del d['annotations'][0]['bbox']
     (tmp_path / 'annotations' / 'instances_val2014.json').write_text(json.dumps(d))
@@ -410,6 +424,9 @@ def test_roxford_via_write_world_and_corrupted(tmp_path):
     with pytest.raises(ErretError, match='is not a box'): load_roxford(tmp_path)
     raw['gnd'][0]['bbx'] = [0, 0, 5, 5]; (tmp_path / 'gnd_roxford5k.pkl').write_bytes(pickle.dumps(raw))
     (tmp_path / 'jpg' / f"{raw['imlist'][0]}.jpg").unlink()
-    with pytest.raises(ErretError, match='image file not found'): load_roxford(tmp_path)
+    rox = load_roxford(tmp_path)                                           # a missing database image: dropped, gnd re-indexed
+    assert rox.repairs['missing_images'] == 1 and rox.imlist == raw['imlist'][1:]
+    assert all(i < len(rox.imlist) for g in rox.gnd for k in ('easy', 'hard', 'junk') for i in g[k])
+    assert sorted(i + 1 for g in rox.gnd for k in ('easy', 'hard', 'junk') for i in g[k]) == sorted(i for g in raw['gnd'] for k in ('easy', 'hard', 'junk') for i in g[k] if i != 0)
     (tmp_path / 'train.csv').write_text('image,landmark\n')
     with pytest.raises(ErretError, match="lacks the columns 'id' and 'landmark_id'"): load_gldv2(tmp_path)
