@@ -24,7 +24,7 @@ from torchvision.ops import box_iou
 from .core import ErretError, IN_TEST, seed_everything
 from .text import tokenize, pairwise_bleu, meteor
 from .world import SHAPE_WORDS
-from .datasets import VGRegion, VGData, load_vg, world_dataset
+from .datasets import VGRegion, VGData, load_vg, world_dataset, read_images, to_frame, from_frame, merge_repairs, describe_repairs
 from .encoders import roi_features
 from .backbone import feature_maps, images_to_tensor, cached
 from .core import stable_hash, Config, default_preset, get_device, cpu_threads
@@ -272,8 +272,8 @@ def grn_pairs(grn: GRN, x: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
 
 # %% ../nbs/10_err.ipynb 46
 def region_features(data: VGData, regions: list, backbone: nn.Module, output_size: int = 3, device='auto',
-                    batch_size: int = 256, cache: bool = True) -> torch.Tensor:
-    "RoIAlign maps `(N, C, s, s)` (float16, CPU) of `regions`, one backbone pass per image, cached"
+                    batch_size: int = 256, cache: bool = True, size: int = 64) -> torch.Tensor:
+    "RoIAlign maps `(N, C, s, s)` (float16, CPU) of `regions`, one backbone pass per `size`-px letterboxed image, cached"
     def compute():
         by_image = defaultdict(list)
         for k, r in enumerate(regions): by_image[r.image_id].append(k)
@@ -281,16 +281,18 @@ def region_features(data: VGData, regions: list, backbone: nn.Module, output_siz
         out = torch.empty(len(regions), backbone.out_channels, output_size, output_size, dtype=torch.float16)
         for s in range(0, len(ids), batch_size):
             chunk = ids[s:s + batch_size]
-            fm = feature_maps(backbone, images_to_tensor([data.info(i).open().convert('RGB') for i in chunk]), device=device).float()
+            ims, frames = read_images([data.info(i) for i in chunk], size)                 # any size / mode -> letterboxed
+            fm = feature_maps(backbone, ims, device=device).float()
             idx = [by_image[i] for i in chunk]
-            f = roi_features(fm, [torch.tensor([regions[k].box for k in ix]).reshape(-1, 4) for ix in idx], backbone.stride, output_size)
+            f = roi_features(fm, [to_frame([regions[k].box for k in ix], fr) for ix, fr in zip(idx, frames)], backbone.stride, output_size)
             out[[k for ix in idx for k in ix]] = f.to(torch.float16)
         return out
     if not cache: return compute()
     w = stable_hash(*[p.detach().cpu().numpy().tobytes() for p in backbone.state_dict().values()][:4])
-    return cached(f"err-{stable_hash(str(data.root), [r.region_id for r in regions], output_size, w)}", compute)
+    lb = ['letterbox'] if any(im.declared not in (None, (size, size)) for im in data.images) else []   # world keys unchanged
+    return cached(f"err-{stable_hash(str(data.root), [r.region_id for r in regions], output_size, w, *lb)}", compute)
 
-# %% ../nbs/10_err.ipynb 50
+# %% ../nbs/10_err.ipynb 51
 def lstm_pairs(lstm: nn.LSTM, v: torch.Tensor, words: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     "Final LSTM state over [v_g, words_q] for every pair: v `(G, E)`, words `(n, T, E)`, lengths `(n,)` -> `(n, G, H)`"
     n, G = len(words), len(v)
@@ -298,7 +300,7 @@ def lstm_pairs(lstm: nn.LSTM, v: torch.Tensor, words: torch.Tensor, lengths: tor
     out, _ = lstm(words.repeat_interleave(G, 0), (h.repeat(1, n, 1), c.repeat(1, n, 1)))   # word steps per pair: (n·G, T, H)
     return out[torch.arange(n * G, device=out.device), (lengths.clamp(min=1) - 1).repeat_interleave(G)].view(n, G, -1)
 
-# %% ../nbs/10_err.ipynb 52
+# %% ../nbs/10_err.ipynb 53
 METHODS = ('Visual Feature', 'Visual-Language LSTM Feature', 'Visual-Language Concat Feature',
            'GRN w/o Residual Layer', 'GRN', 'GRN (visual transformation)')
 
@@ -367,7 +369,7 @@ def repeat_text(T: tuple, n: int) -> tuple:
     "Repeat each query's text state `n` times (query-major), for scoring n regions per query"
     return tuple(t.repeat_interleave(n, 0) for t in T)
 
-# %% ../nbs/10_err.ipynb 55
+# %% ../nbs/10_err.ipynb 56
 def err_loss(model: nn.Module, batch, n_neg: int = 3, tau: float = 0.1) -> torch.Tensor:
     "Eq. 6 on `(Xq (B, C, s, s), Xp (B, C, s, s), tokens (B, T), lengths (B,)[, Xn (B, K, C, s, s)])`"
     Xq, Xp, tok, ln, *Xn = batch
@@ -390,7 +392,7 @@ def err_loss(model: nn.Module, batch, n_neg: int = 3, tau: float = 0.1) -> torch
             S = S + torch.zeros_like(S).scatter(1, cols[:, k - 1:k], (eq * model.embed(Pp.roll(k, 0), T)).sum(-1, keepdim=True))
     return set_softmax_loss(S.diagonal(), S.gather(1, cols), tau)
 
-# %% ../nbs/10_err.ipynb 58
+# %% ../nbs/10_err.ipynb 59
 @torch.no_grad()
 def score_queries(model: nn.Module, Xq: torch.Tensor, Xg: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor,
                   pairs_per_block: int = 2 ** 17, device='cpu') -> torch.Tensor:
@@ -409,7 +411,7 @@ def score_queries(model: nn.Module, Xq: torch.Tensor, Xg: torch.Tensor, tokens: 
         S.append(torch.einsum('ngd,nd->ng', e, eq[i:i + n]).cpu())
     return torch.cat(S)
 
-# %% ../nbs/10_err.ipynb 61
+# %% ../nbs/10_err.ipynb 62
 def rank_queries(S: torch.Tensor, targets: list, q_images: torch.Tensor, g_images: torch.Tensor) -> np.ndarray:
     "1-based rank of the first target per query: S `(Q, G)`, targets index lists into G (empty: rank G+1), own image excluded"
     from erret.metrics import first_positive_rank
@@ -419,7 +421,7 @@ def rank_queries(S: torch.Tensor, targets: list, q_images: torch.Tensor, g_image
     if has: ranks[has] = first_positive_rank(S[has].numpy(), [list(targets[i]) for i in has])
     return ranks
 
-# %% ../nbs/10_err.ipynb 64
+# %% ../nbs/10_err.ipynb 65
 @dataclass
 class ERRConfig(Config):
     "ERR settings (defaults: quick preset)"
@@ -444,7 +446,7 @@ class ERRConfig(Config):
     _full: ClassVar[dict] = dict(n_images=20000, size=128, proj=None, embed_dim=300, text_dim=512, epochs=20, eval_queries=None, conv_queries=1000, rpn_top_n=50, rpn_preset='full', rpn_epochs=10)
     _smoke: ClassVar[dict] = dict(n_images=200, n_regions=20, split_fracs=(0.5, 0.2, 0.3), epochs=1, batch_size=8, eval_queries=None, conv_queries=4, rpn_top_n=8, rpn_preset='smoke', rpn_epochs=3)
 
-# %% ../nbs/10_err.ipynb 67
+# %% ../nbs/10_err.ipynb 68
 @dataclass
 class ERRData:
     "What every run shares: the benchmark, region features `(N, C, s, s)` of `bench.regions`, the VG data, vocab"
@@ -465,15 +467,15 @@ def load_err(cfg: ERRConfig, data=None, device='auto', quiet: bool = True) -> ER
     from erret.backbone import BackboneConfig, pretrained_backbone
     from erret.text import Vocab
     root = world_dataset('vg', n_images=cfg.n_images, size=cfg.size, n_regions=cfg.n_regions, split_fracs=tuple(cfg.split_fracs)) if data is None else data
-    vg = load_vg(root, check_images=False)
+    vg = load_vg(root, check_images=data is not None)          # real folders: missing files dropped, bad boxes repaired (counted)
     key = stable_hash(str(getattr(vg, 'root', root)), sorted(r.region_id for rs in vg.regions.values() for r in rs)[:1000], len(vg.images))
     bench = cached(f'err-bench-{key}', lambda: build_benchmark(vg), folder='err')
     bb = pretrained_backbone(BackboneConfig.from_preset('full' if cfg.size >= 128 else 'quick') if not IN_TEST else BackboneConfig.smoke(), device=device, quiet=quiet)
-    feats = region_features(vg, bench.regions, bb, cfg.output_size, device=device)
+    feats = region_features(vg, bench.regions, bb, cfg.output_size, device=device, size=cfg.size)
     vocab = Vocab.build([q.query.phrase for q in bench.queries['train']])
     return ERRData(bench, feats, vg, vocab, bb.cpu().eval(), {r.region_id: k for k, r in enumerate(bench.regions)}, key)
 
-# %% ../nbs/10_err.ipynb 69
+# %% ../nbs/10_err.ipynb 70
 class OneTargetPerQuery(torch.utils.data.Dataset):
     "Item i: one training tuple drawn at random from query i's list (so every query counts once per epoch)"
     def __init__(self, groups: list): self.groups = [g for g in groups if g]
@@ -504,7 +506,7 @@ def train_err(E: ERRData, cfg: ERRConfig, method: str = 'GRN', text: str = 'lstm
             lr=cfg.lr, epochs=cfg.epochs, device=device, seed=seed, quiet=True).fit()
     return model.cpu().eval()
 
-# %% ../nbs/10_err.ipynb 71
+# %% ../nbs/10_err.ipynb 72
 def query_sample(qs: list, n: int | None, seed: int = 0) -> list:
     "`n` of the queries `qs` drawn at random (fixed `seed`, original order kept); all of them when `n` is None"
     if n is None or n >= len(qs): return list(qs)
@@ -536,7 +538,7 @@ def evaluate_gt(model: ERRModel, E: ERRData, split: str = 'test', max_queries: i
     targets = [[gpos[E.pos[t.region_id]] for t in q.targets] for q in qs]
     return rank_metrics(model, E, qs, E.feats[g], torch.tensor([E.bench.regions[k].image_id for k in g]), targets, device, shuffle_text)
 
-# %% ../nbs/10_err.ipynb 74
+# %% ../nbs/10_err.ipynb 75
 @dataclass
 class ERRProposals:
     "Proposals of every benchmark image as pseudo-regions, their features `(P, C, s, s)` and split lists"
@@ -559,14 +561,14 @@ def proposals_for(E: ERRData, cfg: ERRConfig, device='cpu', quiet: bool = True) 
     def run():
         out = {}
         for c in range(0, len(ids), 512):
-            ims, sc = load_images(E.data, ids[c:c + 512], pc.size)
-            for i, b, f in zip(ids[c:c + 512], propose(rpn, ims, top_n=cfg.rpn_top_n, device=device), sc): out[i] = b / f.repeat(2)
+            ims, fr = load_images(E.data, ids[c:c + 512], pc.size)                         # letterboxed + frames
+            for i, b, f in zip(ids[c:c + 512], propose(rpn, ims, top_n=cfg.rpn_top_n, device=device), fr): out[i] = from_frame(b, f)
         return out
     props = cached(f'err-props-{key}-{cfg.rpn_top_n}', run, folder='err')
     regs, by_image = [], defaultdict(list)
     for i in ids:
         for k, b in enumerate(props[i].tolist()): by_image[i].append(len(regs)); regs.append(VGRegion(f'p{i}_{k}', i, '', tuple(b)))
-    feats = region_features(E.data, regs, E.backbone, cfg.output_size, device=device)
+    feats = region_features(E.data, regs, E.backbone, cfg.output_size, device=device, size=cfg.size)
     test = sorted(by_split['test'])
     rec = {f'recall@IoU{t}': 100 * proposal_recall([props[i] for i in test], [torch.tensor(by_split['test'][i], dtype=torch.float32) for i in test], t)
            for t in (0.5, 0.7)}
@@ -613,6 +615,10 @@ def rpn_rows(E: ERRData, cfg: ERRConfig, R: ERRProposals, seed: int, device='cpu
     "Table 2 rows in the RPN setting for one seed"
     from erret.results import make_row
     groups, rows = rpn_groups(E, R, cfg.n_neg, seed=seed), []
+    n_ok = sum(bool(g) for g in groups)
+    if n_ok < 2:                                   # e.g. a small real folder the world-trained RPN does not cover: say so, keep the GT rows
+        log(f"seed {seed} RPN setting skipped: only {n_ok} training queries have a proposal with IoU > 0.7 (proposal recall {R.metrics})")
+        return rows
     for m in TABLE2:
         t0 = time.perf_counter(); model = train_err(E, cfg, m, seed=seed, device=device, groups=groups); t1 = time.perf_counter()
         res, _ = evaluate_rpn(model, E, R, 'test', max_queries=cfg.eval_queries, device=device)
@@ -620,7 +626,7 @@ def rpn_rows(E: ERRData, cfg: ERRConfig, R: ERRProposals, seed: int, device='cpu
         rows.append(make_row(m, 'RPN', **res))
     return rows
 
-# %% ../nbs/10_err.ipynb 77
+# %% ../nbs/10_err.ipynb 78
 def top_results(model: ERRModel, E: ERRData, split: str = 'test', queries=None, k: int = 5, device='cpu'):
     "For queries (indices into the split's queries): top-k candidate rows of `E.feats` and hit flags"
     from erret.text import numericalize
@@ -645,7 +651,7 @@ def plot_err_results(model: ERRModel, E: ERRData, split: str = 'test', queries=N
                           query_titles=[qs[i].query.phrase for i in queries], query_boxes=[qs[i].query.box for i in queries],
                           boxes=[[E.bench.regions[r].box for r in row] for row in rows], style='err')
 
-# %% ../nbs/10_err.ipynb 80
+# %% ../nbs/10_err.ipynb 81
 def err_explorer(model: ERRModel, E: ERRData, split: str = 'test', k: int = 5, max_queries: int | None = 200, device='cpu'):
     "An ipywidgets `RetrievalExplorer` over the split's queries and GT candidates"
     from erret.widgets import RetrievalExplorer
@@ -661,7 +667,7 @@ def err_explorer(model: ERRModel, E: ERRData, split: str = 'test', k: int = 5, m
                              query_titles=[q.query.phrase for q in qs], gallery_titles=[E.bench.regions[j].phrase for j in g],
                              query_boxes=[q.query.box for q in qs], gallery_boxes=[E.bench.regions[j].box for j in g], style='err')
 
-# %% ../nbs/10_err.ipynb 83
+# %% ../nbs/10_err.ipynb 84
 @torch.no_grad()
 def two_stage_scores(model: ERRModel, Xq: torch.Tensor, Xg: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor,
                      M: int = 1000, device='cpu') -> torch.Tensor:
@@ -680,7 +686,7 @@ def two_stage_scores(model: ERRModel, Xq: torch.Tensor, Xg: torch.Tensor, tokens
         S[q, idx] = (model.embed_pairs(P[idx.to(P.device)], tuple(t[q:q + 1] for t in T))[0] @ eq[q]).cpu()   # stage 2
     return S
 
-# %% ../nbs/10_err.ipynb 86
+# %% ../nbs/10_err.ipynb 87
 from .bench import register_bench, bench_entry
 
 @register_bench('err_scoring')
@@ -721,7 +727,7 @@ def bench_err_scoring(quick: bool = False, n_candidates: int | None = None, n_qu
                                n_test_candidates=len(gi), exhaustive_R10=r_ex, two_stage_R10=r_2s, definition='R@10 exhaustive - R@10 two-stage (M = G/10)'))
     return out
 
-# %% ../nbs/10_err.ipynb 89
+# %% ../nbs/10_err.ipynb 90
 TABLE2 = ('Visual Feature', 'Visual-Language LSTM Feature', 'Visual-Language Concat Feature', 'GRN w/o Residual Layer', 'GRN')
 
 def run_seed(E: ERRData, cfg: ERRConfig, seed: int, device='cpu', rpn=None, log=print) -> tuple[list, dict]:
@@ -765,6 +771,7 @@ def _reproduce(preset, seeds, data, out, device, rpn, log) -> dict:
         raise ErretError(f"{data}: not a VG folder (region_descriptions.json not found)")
     E = load_err(cfg, data, device)
     log(f"{E.bench}; features {tuple(E.feats.shape)}")
+    if describe_repairs(E.data): log(describe_repairs(E.data))
     R = proposals_for(E, cfg, device) if rpn else None
     if R is not None: log(f"proposals: {len(R.regions)}, recall of test boxes {R.metrics}")
     per_seed, models = [], None
@@ -776,6 +783,6 @@ def _reproduce(preset, seeds, data, out, device, rpn, log) -> dict:
     save_figure(plot_err_results(models['GRN'], E, 'test', k=5), out / 'retrieval_grid.png')
     st = E.bench.stats
     ds = {'name': 'shapes-vg' if data is None else 'vg', 'n_train': st['train queries'], 'n_test': st['test queries'],
-          'n_val': st['val queries'], 'n_images': st['images'], 'n_regions': len(E.bench.regions)}
+          'n_val': st['val queries'], 'n_images': st['images'], 'n_regions': len(E.bench.regions), **merge_repairs(E.data)}
     return write_results(out, 'err', preset, seeds, str(device), time.time() - t0, ds, aggregate_rows(per_seed),
                          ['region_sizes.png', 'retrieval_grid.png'], config=cfg)

@@ -21,7 +21,7 @@ from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.rpn import RPNHead, RegionProposalNetwork, concat_box_prediction_layers
 from torchvision.models.detection.image_list import ImageList
 from .core import Config, ErretError, cache_dir, torch_save, get_device, seed_everything, stable_hash
-from .datasets import VGData, load_vg, world_dataset
+from .datasets import VGData, load_vg, world_dataset, read_images, to_frame, from_frame
 from .encoders import normalize
 from .backbone import BackboneConfig, pretrained_backbone, images_to_tensor
 from .learner import Learner, make_loader, cosine
@@ -144,16 +144,13 @@ def training_boxes(data: VGData, split: str | None = None, targets: str = 'regio
     return {i: torch.cat([p[i] for p in parts]) for i in parts[0]}
 
 def load_images(data: VGData, image_ids, size: int = 64) -> tuple:
-    "uint8 images `(N, 3, size, size)` of `image_ids` and their scale factors `(N, 2)` (new/old width, height)"
-    ims, scales = [], []
+    "uint8 letterboxed images `(N, 3, size, size)` of `image_ids` and their frames `(N, 4)` (`erret.datasets.read_images`)"
+    infos = []
     for iid in image_ids:
-        try: info = data.info(iid)
+        try: infos.append(data.info(iid))
         except KeyError: raise ErretError(f"load_images: image {iid!r} is not in the dataset at {data.root}") from None
-        im = info.open()
-        scales.append((size / im.width, size / im.height))
-        ims.append(im if im.size == (size, size) else im.resize((size, size), Image.BILINEAR))
-    if not ims: raise ErretError("load_images: no image ids given")
-    return images_to_tensor(ims), torch.tensor(scales, dtype=torch.float32)
+    if not infos: raise ErretError("load_images: no image ids given")
+    return read_images(infos, size)
 
 class BoxImages(Dataset):
     "uint8 images `(N, 3, H, W)` with one `(n_i, 4)` box tensor each"
@@ -182,8 +179,8 @@ def train_rpn(data: VGData, boxes: dict, # {image_id: (n, 4) xyxy boxes}: the im
     if not boxes: raise ErretError("train_rpn: no training images (boxes is empty)")
     device = get_device(device); seed_everything(cfg.seed)
     ids = list(boxes)
-    ims, sc = load_images(data, ids, cfg.size)
-    bx = [_as_boxes(boxes[i], f'boxes[{i!r}]') * sc[k].repeat(2) for k, i in enumerate(ids)]
+    ims, fr = load_images(data, ids, cfg.size)
+    bx = [to_frame(_as_boxes(boxes[i], f'boxes[{i!r}]'), fr[k]) for k, i in enumerate(ids)]
     rpn = RPN(backbone, cfg)
     dl = make_loader(BoxImages(ims, bx), cfg.batch_size, shuffle=True, collate_fn=collate_boxes, device=device,
                      drop_last=len(ids) > cfg.batch_size)
@@ -256,8 +253,8 @@ def anchor_boxes(rpn: RPN, n: int, size=64, seed: int = 0) -> torch.Tensor:
 def evaluate_proposals(rpn: RPN, data: VGData, boxes: dict, top_ns=(50, 100), ious=(0.5, 0.7), device='auto') -> dict:
     "Proposal recall (percent) of the RPN and of the two baselines on `boxes` of `data`'s images"
     ids = list(boxes)
-    ims, sc = load_images(data, ids, rpn.cfg.size)
-    gt = [_as_boxes(boxes[i]) * sc[k].repeat(2) for k, i in enumerate(ids)]
+    ims, fr = load_images(data, ids, rpn.cfg.size)
+    gt = [to_frame(_as_boxes(boxes[i]), fr[k]) for k, i in enumerate(ids)]
     props = propose(rpn, ims, top_n=max(top_ns), device=device)
     wh = torch.cat(gt)[:, 2:] - torch.cat(gt)[:, :2]
     S = rpn.cfg.size

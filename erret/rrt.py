@@ -4,12 +4,13 @@
 
 # %% auto 0
 __all__ = ['RRT_WORLD', 'SEG_CLS', 'SEG_SEP', 'SEG_QG', 'SEG_QL', 'SEG_CG', 'SEG_CL', 'METHODS', 'RRTConfig', 'RRTData',
-           'load_rrt', 'multiscale_maps', 'gem', 'GlobalHead', 'locals_of', 'cosface_loss', 'train_global', 'describe',
-           'take', 'rrt_tokens', 'sine_position', 'RRT', 'pair_pool', 'PairSampler', 'rrt_loss', 'train_rrt', 'rerank',
-           'alpha_qe', 'rrt_scores', 'evaluate', 'topk_auc', 'rrt_maps', 'run_seed', 'rerank_grid', 'reproduce']
+           'query_images', 'load_rrt', 'multiscale_maps', 'gem', 'GlobalHead', 'locals_of', 'cosface_loss',
+           'train_global', 'describe', 'take', 'rrt_tokens', 'sine_position', 'RRT', 'pair_pool', 'PairSampler',
+           'rrt_loss', 'train_rrt', 'rerank', 'alpha_qe', 'rrt_scores', 'evaluate', 'topk_auc', 'rrt_maps', 'run_seed',
+           'rerank_grid', 'reproduce']
 
 # %% ../nbs/41_rrt.ipynb 2
-import math, time
+import math, time, hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
@@ -19,8 +20,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 from .core import Config, ErretError, IN_TEST, default_preset, get_device, seed_everything, cpu_threads, stable_hash
-from .datasets import RevisitedData, GLDv2Train, load_roxford, load_gldv2, world_dataset
-from .backbone import BackboneConfig, pretrained_backbone, feature_maps, cached, images_to_tensor
+from .datasets import RevisitedData, GLDv2Train, load_roxford, load_gldv2, world_dataset, read_images, letterbox, merge_repairs, describe_repairs
+from .backbone import BackboneConfig, pretrained_backbone, feature_maps, cached
 from .index import Gallery
 from .learner import Learner, make_loader, cosine
 from .metrics import revisited_map, first_positive_rank, recall_at_k
@@ -34,7 +35,8 @@ class RRTConfig(Config):
     colours: tuple = ('red', 'blue')
     min_objects: int = 3
     max_objects: int = 5
-    size: int = 64                  # images are resized to this side before the backbone
+    size: int = 64                  # images are letterboxed to this side before the backbone (read_images)
+    crop_queries: bool | None = None   # crop each query to its gnd bbx (the protocol); None: for a real folder (--data), not the world (§1)
     scales: tuple = (0.75, 1.0, 1.25)   # image scales of the local descriptors (DELG uses 7)
     d_desc: int = 128               # descriptor size (global and local share one projection)
     gem_p: float = 3.0
@@ -70,26 +72,30 @@ class RRTData:
     db: torch.Tensor
     queries: torch.Tensor
     root: Path
+    cropped: bool = False         # queries cropped to their bbx
     def __repr__(self): return f"RRTData({len(self.train)} train images / {len(set(self.gld.labels))} landmarks; {self.rox})"
 
-def _images(paths, size: int) -> torch.Tensor:
-    from PIL import Image
-    return images_to_tensor([Image.open(p).convert('RGB').resize((size, size), Image.BILINEAR) for p in paths])
+def query_images(rox: RevisitedData, size: int, crop: bool = True) -> torch.Tensor:
+    "uint8 `(Q, 3, size, size)`: each query letterboxed, cropped to its `bbx` first if `crop` (the Revisited protocol)"
+    if not rox.qimlist: return torch.zeros(0, 3, size, size, dtype=torch.uint8)
+    return torch.from_numpy(np.stack([letterbox(rox.query_image(q, crop=crop), size)[0] for q in range(len(rox.qimlist))])).permute(0, 3, 1, 2).contiguous()
 
 RRT_WORLD = dict(sizes=('medium',), backgrounds=('white',), p_texture=0.0, novel_frac=0.0, train_only_frac=0.0, split_fracs=(0.6, 0.2, 0.2))
 
 def load_rrt(cfg: RRTConfig, data=None) -> RRTData:
-    "Read the revisited benchmark + GLDv2 training list (the world's by default, `data` = a folder in the real format)"
+    "Read the revisited benchmark + GLDv2 training list (the world's by default, `data` = a folder in the real format; repairs in `.rox.repairs`, `.gld.repairs`)"
     root = Path(data) if data is not None else world_dataset('roxford', n_images=cfg.n_images, size=cfg.size, shapes=tuple(cfg.shapes), colours=tuple(cfg.colours),
                                                              min_objects=cfg.min_objects, max_objects=cfg.max_objects, **RRT_WORLD)
     rox, gld = load_roxford(root), load_gldv2(root)
     if not rox.qimlist: raise ErretError(f"{root}: the benchmark has no queries")
     if len(set(gld.labels)) < 2: raise ErretError(f"{root / 'train.csv'}: needs at least two landmarks to train")
-    key = stable_hash(str(root.resolve()), (root / f'gnd_{rox.name}.pkl').stat().st_mtime_ns, len(gld), cfg.size)
-    ims = cached(f'rrt-images-{key}', lambda: {'train': _images([gld.path(i) for i in range(len(gld))], cfg.size),
-                                               'db': _images([rox.image_path(i) for i in range(len(rox))], cfg.size),
-                                               'queries': _images([rox.query_path(q) for q in range(len(rox.qimlist))], cfg.size)})
-    return RRTData(rox, gld, ims['train'], ims['db'], ims['queries'], root)
+    crop = cfg.crop_queries if cfg.crop_queries is not None else data is not None
+    key = stable_hash(str(root.resolve()), (root / f'gnd_{rox.name}.pkl').stat().st_mtime_ns, len(gld), len(rox), len(rox.qimlist), cfg.size,
+                      'letterbox', crop)                                           # 'letterbox': images of earlier versions (stretched) are not reused
+    ims = cached(f'rrt-images-{key}', lambda: {'train': read_images([gld.path(i) for i in range(len(gld))], cfg.size)[0],
+                                               'db': read_images([rox.image_path(i) for i in range(len(rox))], cfg.size)[0],
+                                               'queries': query_images(rox, cfg.size, crop)})
+    return RRTData(rox, gld, ims['train'], ims['db'], ims['queries'], root, crop)
 
 # %% ../nbs/41_rrt.ipynb 13
 def multiscale_maps(backbone, images: torch.Tensor, scales, device='cpu') -> list:
@@ -146,6 +152,7 @@ def cosface_loss(g: torch.Tensor, w: torch.Tensor, y: torch.Tensor, s: float = 1
 def train_global(maps: list, labels, cfg: RRTConfig, device='cpu', seed: int = 0) -> GlobalHead:
     "Train the retrieval head on cached multi-scale maps of the training images with their landmark labels"
     uniq = sorted(set(labels)); y = torch.tensor([uniq.index(l) for l in labels])
+    seed_everything(seed)                                                                # the head's initial weights too
     head = GlobalHead(maps[0].shape[1], cfg.d_desc, cfg.gem_p, len(uniq))
     def loss_fn(model, idx):
         g = model([m[idx].to(device) for m in maps])
@@ -311,7 +318,8 @@ def rrt_maps(D: RRTData, cfg: RRTConfig, device='cpu', bcfg: BackboneConfig | No
     "Multi-scale backbone maps of the train / database / query images (cached)"
     bcfg = bcfg or BackboneConfig.from_preset()
     bb = pretrained_backbone(bcfg, device=device, quiet=True)
-    key = stable_hash(str(D.root.resolve()), len(D.train), len(D.db), len(D.queries), float(D.db.float().mean()), tuple(cfg.scales), bcfg.hash())
+    digest = lambda t: hashlib.sha1(t.contiguous().numpy().tobytes()).hexdigest()                 # the pixels themselves: a change of crop or letterbox is a new key
+    key = stable_hash(str(D.root.resolve()), [digest(getattr(D, s)) for s in ('train', 'db', 'queries')], tuple(cfg.scales), bcfg.hash())
     return cached(f'rrt-maps-{key}', lambda: {s: multiscale_maps(bb, getattr(D, s), cfg.scales, device) for s in ('train', 'db', 'queries')})
 
 METHODS = ('Global', 'RRT', 'αQE', 'αQE + RRT')
@@ -362,7 +370,7 @@ def rerank_grid(D: RRTData, S: torch.Tensor, S_rrt: torch.Tensor, n_queries: int
     qs = [q for _, q in sorted(gain, key=lambda t: (-t[0], t[1]))[:n_queries]] or [0]
     flag = lambda q, i: None if i in junk[q] else i in pos[q]
     rows = [(q, name, idx[q].tolist()) for q in qs for name, idx in (('Global', a), ('RRT', b))]
-    return retrieval_grid([D.rox.query_image(q) for q, _, _ in rows], [[D.rox.image(i) for i in ii] for _, _, ii in rows],
+    return retrieval_grid([D.rox.query_image(q, crop=D.cropped) for q, _, _ in rows], [[D.rox.image(i) for i in ii] for _, _, ii in rows],
                           correct=[[flag(q, i) for i in ii] for q, _, ii in rows], query_titles=[f'q{q}: {n}' for q, n, _ in rows])
 
 # %% ../nbs/41_rrt.ipynb 55
@@ -380,6 +388,7 @@ def _reproduce(preset, seeds, data, out, device, log) -> dict:
     seeds = list(seeds) if seeds is not None else list(range({'smoke': 1, 'quick': 3, 'full': 3}[preset]))
     D = load_rrt(cfg, data)
     log(f"{D}")
+    if describe_repairs(merge_repairs(D.rox, D.gld)): log(describe_repairs(merge_repairs(D.rox, D.gld)))
     maps = rrt_maps(D, cfg, device, BackboneConfig.from_preset(preset))
     per_seed, first, diags = [], None, []
     for seed in seeds:
@@ -395,6 +404,7 @@ def _reproduce(preset, seeds, data, out, device, log) -> dict:
         per_seed.append(rows)
     out = Path(out)
     save_figure(rerank_grid(D, first['scores']['Global'], first['scores']['RRT']), out / 'rerank_grid.png')
-    ds = {'name': 'shapes-roxford' if data is None else D.rox.name, 'n_train': len(D.train), 'n_test': len(D.queries), 'n_database': len(D.db)}
+    ds = {'name': 'shapes-roxford' if data is None else D.rox.name, 'n_train': len(D.train), 'n_test': len(D.queries), 'n_database': len(D.db),
+          'queries_cropped': D.cropped, **merge_repairs(D.rox, D.gld)}
     return write_results(out, 'rrt', preset, seeds, str(device), time.time() - t0, ds, aggregate_rows(per_seed), ['rerank_grid.png'], config=cfg,
                          diagnostics={k: [None if math.isnan(d[k]) else d[k] for d in diags] for k in diags[0]})   # per seed: ranking accuracy inside the top-k

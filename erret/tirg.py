@@ -291,9 +291,8 @@ from typing import ClassVar
 import time
 from .core import Config, get_device, stable_hash
 from .text import Vocab, numericalize
-from .backbone import BackboneConfig, pretrained_backbone, feature_maps, images_to_tensor, cached
+from .backbone import BackboneConfig, pretrained_backbone, feature_maps, cached
 from .world import cell_centre
-from PIL import Image
 from .learner import Learner, make_loader
 from .viz import retrieval_grid, image_grid, save_figure
 
@@ -313,14 +312,14 @@ class TIRGConfig(Config):
     _full: ClassVar[dict] = dict(n_images=40000, d=512, embed_dim=300, epochs=30, fmap=None)    # ≈ 16K train / 16K test queries
     _smoke: ClassVar[dict] = dict(n_images=200, epochs=2, batch_size=8, decoder_epochs=2)
 
-def split_images(split: CSSSplit, size: int = 64) -> list:
-    "Every image of `split` as a `size`×`size` RGB picture (resized where the file differs, e.g. real photos)"
-    ims = (split.image(i) for i in range(len(split)))
-    return [im if im.size == (size, size) else im.resize((size, size), Image.BILINEAR) for im in ims]
+def split_images(split: CSSSplit, size: int = 64) -> torch.Tensor:
+    "uint8 `(N, 3, size, size)`: every image of `split` read by `CSSSplit.read` (files of any size / mode letterboxed, missing ones rendered)"
+    if not len(split): return torch.zeros(0, 3, size, size, dtype=torch.uint8)
+    return torch.from_numpy(np.stack([split.read(i, size) for i in range(len(split))])).permute(0, 3, 1, 2).contiguous()
 
 def css_features(split: CSSSplit, backbone, device='auto', key: str | None = None, size: int = 64) -> torch.Tensor:
     "Backbone feature maps (N, C, h, w) of every image of `split` at `size` px (fp16, cached under `key` if given)"
-    fn = lambda: feature_maps(backbone, images_to_tensor(split_images(split, size)), device=device)
+    fn = lambda: feature_maps(backbone, split_images(split, size), device=device)
     return cached(key, fn) if key else fn()
 
 class TwoModSampler:
@@ -388,7 +387,7 @@ def train_method(method: str, data, feats: dict, cfg: TIRGConfig, vocab: Vocab, 
     Learner(model, dl, composer_loss(METHOD_LOSS.get(method, cfg.loss)), lr=cfg.lr, wd=1e-4, epochs=cfg.epochs, device=device, quiet=True, seed=seed).fit()
     return model, evaluate(model, data['test'], feats['test'], eq, vocab, device), time.time() - t0
 
-# %% ../nbs/20_tirg.ipynb 47
+# %% ../nbs/20_tirg.ipynb 49
 @torch.no_grad()
 def init_balance(method: str, feats: torch.Tensor, queries, vocab: Vocab, w_r: float, d: int = 64, embed_dim: int = 64, fmap=4, seed: int = 0) -> dict:
     "At initialisation: norms of φ_x, the gated term and the residual term of a TIRG variant, and cos(ψ, φ_x)"
@@ -405,7 +404,7 @@ def init_balance(method: str, feats: torch.Tensor, queries, vocab: Vocab, w_r: f
     return {'|phi_x|': n(phi_x), '|gate term|': n(g), '|residual term|': n(r),
             'cos(psi, phi_x)': F.cosine_similarity((g + r).flatten(1), phi_x.flatten(1)).mean().item()}
 
-# %% ../nbs/20_tirg.ipynb 50
+# %% ../nbs/20_tirg.ipynb 52
 from .world import GRID_CELLS
 CSS_ADD = "add {size} {colour} {shape} to {cell}"    # the CSS 'add' template (shape words as in the data)
 
@@ -451,7 +450,7 @@ def pair_accuracy(model: Composer, probe: PairProbe, feats: torch.Tensor, vocab:
     hit, unseen = np.array(hit), np.array([p[2:] in probe.unseen for p in probe.probes])
     return {'unseen': 100 * hit[unseen].mean() if unseen.any() else float('nan'), 'seen': 100 * hit[~unseen].mean()}
 
-# %% ../nbs/20_tirg.ipynb 53
+# %% ../nbs/20_tirg.ipynb 55
 def css_retrieval_grid(S: torch.Tensor, split: CSSSplit, queries, rows, k: int = 5):
     "Fig. 6: for each query index in `rows`, the reference + text and the top-`k` images (green = target's scene)"
     top = S[list(rows)].topk(k, dim=1).indices.tolist()
@@ -459,7 +458,7 @@ def css_retrieval_grid(S: torch.Tensor, split: CSSSplit, queries, rows, k: int =
     return retrieval_grid([split.image(queries[r][0]) for r in rows], [[split.image(j) for j in t] for t in top],
                           correct=[[bool(P[i, j]) for j in t] for i, t in enumerate(top)], query_titles=[queries[r][2] for r in rows])
 
-# %% ../nbs/20_tirg.ipynb 56
+# %% ../nbs/20_tirg.ipynb 58
 class Decoder(nn.Module):
     "Transposed-conv decoder: feature (B, D) --> image (B, 3, 32, 32) in [0, 1]"
     def __init__(self, d: int, width: int = 32):
@@ -473,7 +472,7 @@ class Decoder(nn.Module):
 
 def small_images(split: CSSSplit, size: int = 32) -> torch.Tensor:
     "(N, 3, size, size) float images of `split` in [0, 1]"
-    return F.interpolate(images_to_tensor(split_images(split)).float() / 255, size=size, mode='area')
+    return F.interpolate(split_images(split).float() / 255, size=size, mode='area')
 
 def train_decoder(model: Composer, feats: torch.Tensor, images: torch.Tensor, epochs: int = 30, bs: int = 64, device='cpu', seed: int = 0) -> Decoder:
     "Fit a `Decoder` from the frozen target features of `model` to `images` (N, 3, 32, 32) with L2"
@@ -510,7 +509,7 @@ def reconstruction_figure(recs: dict, split: CSSSplit, queries, rows, S: torch.T
         ims.append(split.image(t)); titles.append('target')
     return image_grid(ims, titles, ncols=len(recs) + 2 + (S is not None))
 
-# %% ../nbs/20_tirg.ipynb 59
+# %% ../nbs/20_tirg.ipynb 61
 def _split_from_pairs(name, paths, labels, queries) -> CSSSplit:
     "A CSSSplit from image paths, labels and (source, target, text) queries (mods grouped by text)"
     mods = {}
@@ -540,7 +539,7 @@ def fashion_split(items, name: str = 'test') -> CSSSplit:
     q = [(first[descs[a]], first[descs[b]], text) for a, b, text in one_word_pairs(descs)]
     return _split_from_pairs(name, [it.path for it in items], [label[it.description] for it in items], q)
 
-# %% ../nbs/20_tirg.ipynb 62
+# %% ../nbs/20_tirg.ipynb 64
 def mit_states_split(items, name: str = 'test') -> CSSSplit:
     "MIT-States items as a CSS-style split: label = (adj, noun); query = image + another adjective of its noun"
     pairs = sorted({(it.adj, it.noun) for it in items})
@@ -558,22 +557,22 @@ def noun_split(nouns, test_frac: float = 0.2, seed: int = 0) -> set:
     return set(random.Random(seed).sample(nouns, n))
 
 def load_tirg_data(root) -> tuple[CSSData, str]:
-    "Read `root` as CSS, Fashion200k or MIT-States (whichever it holds): (CSS-style train/test splits, results setting)"
+    "Read `root` as CSS, Fashion200k or MIT-States (whichever it holds): (CSS-style train/test splits, results setting); `.repairs` counts what the loader fixed"
     root = Path(root)
     if (root / CSS_FILE).exists(): return load_css(root), 'css-2d'
     if (root / 'labels').is_dir():
         f = load_fashion200k(root)
-        return CSSData(root, {s: fashion_split(f.split(s), s) for s in ('train', 'test')}), 'fashion200k'
+        return CSSData(root, {s: fashion_split(f.split(s), s) for s in ('train', 'test')}, f.repairs), 'fashion200k'   # missing files dropped, counted
     if (root / 'images').is_dir():
         ms = load_mit_states(root); test_nouns = noun_split(it.noun for it in ms.items)
         return CSSData(root, {s: mit_states_split([it for it in ms.items if (it.noun in test_nouns) == (s == 'test')], s)
                               for s in ('train', 'test')}), 'mit-states'
     return load_css(root), 'css-2d'                                                # raises the CSS "file not found" error
 
-# %% ../nbs/20_tirg.ipynb 65
+# %% ../nbs/20_tirg.ipynb 67
 from pathlib import Path
 from .core import default_preset
-from .datasets import CSS_FILE
+from .datasets import CSS_FILE, merge_repairs, describe_repairs
 from .results import make_row, aggregate_rows, write_results
 
 RECON_METHODS = ('Image only', 'Concatenate', 'FiLM', 'TIRG')   # decoded in Fig. 7
@@ -589,12 +588,12 @@ def _seed_rows(m, model, r, css, feats, probe, imgs, vocab, device, setting='css
         model.decoder = dec                                                  # kept for the figure
     return rows
 
-def reproduce(preset: str | None = None, seeds=None, data=None, out='runs/tirg', device='auto', methods=ALL_METHODS) -> dict:
+def reproduce(preset: str | None = None, seeds=None, data=None, out='runs/tirg', device='auto', methods=ALL_METHODS, log=print) -> dict:
     "Train and evaluate every composition method on CSS; write results.json/results.md and figures under `out`"
     device = get_device(device)
-    with cpu_threads(1, device): return _reproduce(preset, seeds, data, out, device, methods)   # tiny models: one thread
+    with cpu_threads(1, device): return _reproduce(preset, seeds, data, out, device, methods, log)   # tiny models: one thread
 
-def _reproduce(preset, seeds, data, out, device, methods) -> dict:
+def _reproduce(preset, seeds, data, out, device, methods, log=print) -> dict:
     t0, preset = time.time(), preset or default_preset()
     cfg = TIRGConfig.from_preset(preset)
     seeds = list(seeds) if seeds is not None else list(range({'smoke': 1, 'quick': 3, 'full': 5}[preset]))
@@ -603,10 +602,12 @@ def _reproduce(preset, seeds, data, out, device, methods) -> dict:
     for s in ('train', 'test'):
         if s not in css.splits: raise ErretError(f"{root}: no {s!r} split (found {list(css.splits)})")
         css_queries(css[s])                                                 # a split without queries: one clear error now
+    if describe_repairs(css.repairs): log(describe_repairs(css.repairs))     # e.g. missing CSS images rendered, missing photos dropped
     bcfg = BackboneConfig.from_preset(preset)
     bb = pretrained_backbone(bcfg, device=device, quiet=True)
     stamp = (root / CSS_FILE).stat().st_mtime if setting == 'css-2d' else [str(p) for p in css['test'].image_paths[:50]]
-    key = stable_hash(str(root.resolve()), setting, stamp, len(css['train']), len(css['test']), bcfg.hash())
+    key = stable_hash(str(root.resolve()), setting, stamp, len(css['train']), len(css['test']), bcfg.hash(),
+                      *(() if data is None else ('letterbox',)))   # folders: letterboxed since v2 (world images pass through)
     feats = {s: css_features(css[s], bb, device, key=f'css-{s}-{key}') for s in ('train', 'test')}
     probe = pair_probe(css) if setting == 'css-2d' else None
     probe = probe if probe is not None and probe.unseen else None                                # no pair left out of train: no unseen-pairs rows
@@ -631,5 +632,6 @@ def _reproduce(preset, seeds, data, out, device, methods) -> dict:
         if recs:
             save_figure(reconstruction_figure(recs, test, [eq[r] for r in rows_fig], range(len(rows_fig)), S[rows_fig]), out / 'reconstruction.png')
             figs.append('reconstruction.png')
-    ds = {'name': 'shapes-css' if data is None else {'css-2d': 'css'}.get(setting, setting), 'n_train': len(css_queries(css['train'])), 'n_test': len(eq)}
+    ds = {'name': 'shapes-css' if data is None else {'css-2d': 'css'}.get(setting, setting), 'n_train': len(css_queries(css['train'])), 'n_test': len(eq),
+          **merge_repairs(css)}
     return write_results(out, 'tirg', preset, seeds, str(device), time.time() - t0, ds, aggregate_rows(per_seed), figs, config=cfg)

@@ -4,12 +4,12 @@
 
 # %% auto 0
 __all__ = ['PHRASE_ROWS', 'SENTENCE_ROWS', 'TwoBranchConfig', 'region_features', 'TwoBranchData', 'proposal_config',
-           'load_two_branch', 'TextFeatures', 'distance', 'L2Norm', 'branch', 'LSTMText', 'EmbeddingNet',
-           'topk_triplet', 'two_branch_loss', 'neighbourhood_batches', 'random_batches', 'phrase_batch', 'BatchSet',
-           'embedding_loss', 'train_phrase', 'localization_ranks', 'phrase_scores', 'phrase_localization',
-           'proposal_upper_bound', 'SimilarityNet', 'logistic_loss', 'similarity_loss', 'CCABaseline',
-           'retrieval_split', 'sentence_batch', 'caption_inputs', 'train_sentence', 'sentence_retrieval',
-           'sentence_to_sentence', 'phrase_text', 'run_seed', 'plot_phrase_boxes', 'reproduce']
+           'phrase_boxes', 'content_boxes', 'picture_proposals', 'load_two_branch', 'TextFeatures', 'distance',
+           'L2Norm', 'branch', 'LSTMText', 'EmbeddingNet', 'topk_triplet', 'two_branch_loss', 'neighbourhood_batches',
+           'random_batches', 'phrase_batch', 'BatchSet', 'embedding_loss', 'train_phrase', 'localization_ranks',
+           'phrase_scores', 'phrase_localization', 'proposal_upper_bound', 'SimilarityNet', 'logistic_loss',
+           'similarity_loss', 'CCABaseline', 'retrieval_split', 'sentence_batch', 'caption_inputs', 'train_sentence',
+           'sentence_retrieval', 'sentence_to_sentence', 'phrase_text', 'run_seed', 'plot_phrase_boxes', 'reproduce']
 
 # %% ../nbs/50_two_branch.ipynb 2
 import math, time
@@ -23,12 +23,12 @@ from torch import nn
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 from torchvision.ops import box_iou
-from PIL import Image
 from .core import Config, ErretError, IN_TEST, default_preset, get_device, seed_everything, cpu_threads, stable_hash
 from .text import Vocab, tokenize, numericalize
-from .datasets import load_flickr30k_entities, world_dataset
+from .datasets import (Flickr30kEntities, load_flickr30k_entities, world_dataset, read_images, to_frame,
+                            merge_repairs, describe_repairs)
 from .encoders import roi_features, LSTMEncoder, load_word_vectors
-from .backbone import BackboneConfig, pretrained_backbone, feature_maps, images_to_tensor, cached
+from .backbone import BackboneConfig, pretrained_backbone, feature_maps, cached
 from .proposals import ProposalConfig, pretrained_rpn, propose, SMALL_ANCHORS
 from .metrics import first_positive_rank, recall_at_k, i2t, t2i
 from .learner import Learner, make_loader, cosine
@@ -102,6 +102,8 @@ class TwoBranchData:
     phrase_iou: list                # N tensors (phrases of image i, phrases of image i): IoU between their boxes
     image_feat: torch.Tensor        # (N, Dr) the whole image as one region
     image_phrases: list             # N index tensors into the phrases
+    frames: torch.Tensor | None = None   # (N, 4) (sx, sy, ox, oy): annotation pixels -> the letterboxed square (`erret.datasets.to_frame`)
+    repairs: dict | None = None     # what the loader repaired (`load_flickr30k_entities(...).repairs`)
     def __repr__(self):
         return (f"TwoBranchData({self.name}: {len(self.ids)} images, {len(self.phrases)} phrases, "
                 f"{sum(map(len, self.proposals))} proposals, region features {self.image_feat.shape[1]}-d)")
@@ -113,47 +115,61 @@ def proposal_config(cfg: TwoBranchConfig) -> ProposalConfig:
     "The RPN's config for `cfg`: same preset and image size, small anchors (the RPN is trained with `targets='both'`)"
     return ProposalConfig.from_preset(cfg.preset, size=cfg.size, **SMALL_ANCHORS)
 
-# %% ../nbs/50_two_branch.ipynb 14
-def _read_images(F_, ids, size):
-    "uint8 `(N, 3, size, size)` images and their `(N, 2)` scale factors"
-    ims, sc = [], []
-    for iid in ids:
-        im = F_.images[F_._pos[iid]].open()
-        sc.append((size / im.width, size / im.height))
-        ims.append(im if im.size == (size, size) else im.resize((size, size), Image.BILINEAR))
-    return images_to_tensor(ims), torch.tensor(sc, dtype=torch.float32)
+# %% ../nbs/50_two_branch.ipynb 15
+def phrase_boxes(F_: Flickr30kEntities, frames: torch.Tensor, n_sentences: int = 5) -> tuple:
+    "(texts, image index `(P,)`, union boxes `(P, 4)` mapped into each image's letterboxed square) of the grounded phrases of the first `n_sentences` sentences"
+    phrases, p_img, p_box = [], [], []
+    for i, im in enumerate(F_.images):
+        gs = [g for g in F_.grounded(im.image_id) if g.sentence < n_sentences]   # <nobndbox> / scene phrases have no box: left out
+        if not gs: continue
+        phrases += [g.phrase.text for g in gs]; p_img += [i] * len(gs)
+        p_box.append(to_frame([g.box for g in gs], frames[i]))
+    return phrases, torch.tensor(p_img, dtype=torch.long), (torch.cat(p_box) if p_box else torch.zeros(0, 4))
+
+def content_boxes(F_: Flickr30kEntities, frames: torch.Tensor) -> torch.Tensor:
+    "`(N, 4)` the picture inside each letterboxed square, padding excluded: the region 'whole image'"
+    return torch.cat([to_frame([0, 0, *im.declared], f) for im, f in zip(F_.images, frames)])
+
+def picture_proposals(boxes: torch.Tensor, content: torch.Tensor, top_n: int, min_inside: float = 0.8) -> torch.Tensor:
+    "The first `top_n` of the score-ordered `boxes` `(n, 4)` with at least `min_inside` of their area in the picture `content` `(4,)`, clipped to it"
+    c = content.tolist()
+    q = torch.stack([boxes[:, 0].clamp(c[0], c[2]), boxes[:, 1].clamp(c[1], c[3]), boxes[:, 2].clamp(c[0], c[2]), boxes[:, 3].clamp(c[1], c[3])], 1)
+    area = lambda b: (b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)
+    return q[(area(q) > 0) & (area(q) >= min_inside * area(boxes))][:top_n]
 
 def _build(root, cfg, device) -> dict:
-    "Everything `load_two_branch` caches: images, phrases, proposals, raw features"
-    F_ = load_flickr30k_entities(root)
-    F_._pos = {im.image_id: k for k, im in enumerate(F_.images)}
+    "Everything `load_two_branch` caches: images, frames, phrases, proposals, raw features (boxes in the letterboxed square)"
+    F_ = load_flickr30k_entities(root)                     # missing files dropped, boxes outside clipped: counted in F_.repairs
     ids = [im.image_id for im in F_.images]
-    images, sc = _read_images(F_, ids, cfg.size)
-    phrases, p_img, p_box = [], [], []
-    for i, iid in enumerate(ids):
-        s = sc[i].repeat(2)
-        for g in F_.grounded(iid):
-            if g.sentence >= 5: continue
-            phrases.append(g.phrase.text); p_img.append(i); p_box.append(torch.tensor(g.box) * s)
+    images, frames = read_images(F_.images, cfg.size)      # any size / mode -> letterboxed uint8 (N, 3, S, S) and frames (N, 4)
+    phrases, p_img, p_box = phrase_boxes(F_, frames)
     if not phrases: raise ErretError(f"{root}: no phrase with a box (expected Flickr30K Entities Sentences/ and Annotations/)")
-    p_img, p_box = torch.tensor(p_img), torch.stack(p_box)
     rpn = pretrained_rpn(proposal_config(cfg), device=device, targets='both')
-    props = [p.float() for p in propose(rpn, images, top_n=cfg.top_n, device=device)]
+    whole = content_boxes(F_, frames)
+    raw = propose(rpn, images, top_n=4 * cfg.top_n, device=device)       # the letterboxed tensor; extra ones replace those in the padding
+    props = [picture_proposals(p.float(), c, cfg.top_n) for p, c in zip(raw, whole)]
     bb = rpn.backbone
     S, feats_p, feats_gt, feats_img = cfg.size, [], [], []
-    whole = torch.tensor([[0., 0, S, S]])
     for lo in range(0, len(ids), 128):
         hi = min(lo + 128, len(ids))
         fm = feature_maps(bb, images[lo:hi], device=device).float()
         pb = props[lo:hi]
         f = region_features(fm, pb, bb.stride, S, cfg.roi)
         feats_p += list(f.half().split([len(b) for b in pb]))   # float16 on disk
-        feats_img.append(region_features(fm, [whole] * (hi - lo), bb.stride, S, cfg.roi).half())
+        feats_img.append(region_features(fm, list(whole[lo:hi, None]), bb.stride, S, cfg.roi).half())
         gb = [p_box[p_img == i] for i in range(lo, hi)]
         feats_gt.append(region_features(fm, gb, bb.stride, S, cfg.roi).half())
-    return dict(ids=ids, split=np.array([F_.splits[i] or 'train' for i in ids]), images=images,
+    return dict(ids=ids, split=np.array([F_.splits[i] or 'train' for i in ids]), images=images, frames=frames,
                 captions=[F_.captions[i][:5] for i in ids], phrases=phrases, phrase_image=p_img, phrase_box=p_box,
-                phrase_feat=torch.cat(feats_gt), proposals=props, proposal_feat=feats_p, image_feat=torch.cat(feats_img))
+                phrase_feat=torch.cat(feats_gt), proposals=props, proposal_feat=feats_p, image_feat=torch.cat(feats_img),
+                repairs=merge_repairs(F_))
+
+def _check_splits(D: 'TwoBranchData', root):
+    "One clear error when a split the experiment needs is empty (e.g. every test phrase without a box)"
+    for s in ('train', 'test'):
+        if not len(D.phrase_idx(s)): raise ErretError(f"{root}: no {s} image has a phrase with a box (all <nobndbox> or missing annotations)")
+        if len([i for i in D.idx(s) if len(D.captions[i]) == 5]) < 2:
+            raise ErretError(f"{root}: fewer than 2 {s} images with 5 captions (image–sentence retrieval needs them)")
 
 def load_two_branch(cfg: TwoBranchConfig, data=None, device='auto') -> TwoBranchData:
     "The world (or the Flickr30K Entities folder `data`) with proposals and features, cached; features standardised on train"
@@ -162,7 +178,8 @@ def load_two_branch(cfg: TwoBranchConfig, data=None, device='auto') -> TwoBranch
     if data is not None and not (root / 'Sentences').is_dir():
         raise ErretError(f"{root}: not a Flickr30K Entities folder (Sentences/ not found)")
     pcfg = proposal_config(cfg)
-    key = stable_hash(str(root.resolve()), cfg.size, cfg.top_n, cfg.roi, pcfg.hash(), 'both', BackboneConfig.from_preset(pcfg.backbone_preset).hash())
+    key = stable_hash(str(root.resolve()), cfg.size, cfg.top_n, cfg.roi, pcfg.hash(), 'both', BackboneConfig.from_preset(pcfg.backbone_preset).hash(),
+                      *(() if data is None else ('frames-v2',)))     # folders: letterboxed since v2 (world images are never resized)
     d = cached(f'twobranch-{key}', lambda: _build(root, cfg, get_device(device)))
     split, p_img = d['split'], d['phrase_image']
     tr = torch.from_numpy(split[p_img.numpy()] == 'train')
@@ -170,13 +187,16 @@ def load_two_branch(cfg: TwoBranchConfig, data=None, device='auto') -> TwoBranch
     mu, sd = ref.mean(0), ref.std(0) + 1e-3
     z = lambda x: (x.float() - mu) / sd
     img_phr = [torch.nonzero(p_img == i).flatten() for i in range(len(d['ids']))]
-    ious = [box_iou(d['phrase_box'][ph], b) if len(b) else torch.zeros(len(ph), 0) for ph, b in zip(img_phr, d['proposals'])]
-    return TwoBranchData('shapes-flickr30k' if data is None else 'flickr30k', d['ids'], split, d['images'], d['captions'],
-                         d['phrases'], p_img, d['phrase_box'], z(d['phrase_feat']), d['proposals'],
-                         [z(f) for f in d['proposal_feat']], ious, [box_iou(d['phrase_box'][ph], d['phrase_box'][ph]) for ph in img_phr],
-                         z(d['image_feat']), img_phr)
+    ious = [box_iou(d['phrase_box'][ph], b) if len(b) else torch.zeros(len(ph), 0) for ph, b in zip(img_phr, d['proposals'])]   # IoU in the square
+    D = TwoBranchData('shapes-flickr30k' if data is None else 'flickr30k', d['ids'], split, d['images'], d['captions'],
+                      d['phrases'], p_img, d['phrase_box'], z(d['phrase_feat']), d['proposals'],
+                      [z(f) for f in d['proposal_feat']], ious, [box_iou(d['phrase_box'][ph], d['phrase_box'][ph]) for ph in img_phr],
+                      z(d['image_feat']), img_phr, d.get('frames', torch.tensor([[1., 1, 0, 0]]).repeat(len(d['ids']), 1)),   # world caches from before
+                      d.get('repairs', {}))                                                                  # v2: identity frames, no repairs
+    _check_splits(D, root)
+    return D
 
-# %% ../nbs/50_two_branch.ipynb 18
+# %% ../nbs/50_two_branch.ipynb 20
 def _words(s: str) -> list: return tokenize(s, keep_punct=False)
 
 class TextFeatures:
@@ -213,7 +233,7 @@ class TextFeatures:
     def transform(self, texts) -> torch.Tensor:
         return torch.from_numpy((self._raw(texts) - self.mu) / self.sd)
 
-# %% ../nbs/50_two_branch.ipynb 21
+# %% ../nbs/50_two_branch.ipynb 23
 def distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     "Euclidean distances `(A, B)` between rows of a `(A, D)` and b `(B, D)`"
     return (-similarity(a, b, 'l2')).clamp(min=1e-12).sqrt()
@@ -226,7 +246,7 @@ def branch(d_in: int, hidden: int, d_out: int, linear: bool = False) -> nn.Seque
     if linear: return nn.Sequential(nn.Linear(d_in, d_out), L2Norm())
     return nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, d_out), nn.BatchNorm1d(d_out), L2Norm())
 
-# %% ../nbs/50_two_branch.ipynb 23
+# %% ../nbs/50_two_branch.ipynb 25
 class LSTMText(nn.Module):
     "Text branch input from an LSTM over word embeddings: `(tokens (B, T), lengths (B,))` -> `(B, H)`"
     def __init__(self, vocab_size: int, word_dim: int = 64, hidden: int = 128):
@@ -249,7 +269,7 @@ class EmbeddingNet(nn.Module):
         return -distance(X, Y)
     def scores(self, x, y) -> torch.Tensor: return self.match(self.embed_x(x), self.embed_y(y))
 
-# %% ../nbs/50_two_branch.ipynb 26
+# %% ../nbs/50_two_branch.ipynb 28
 def topk_triplet(D: torch.Tensor, # (A, G) anchor-to-item distances
                  P: torch.Tensor, # (A, G) bool positives
                  N: torch.Tensor | None = None, # (A, G) bool negatives (default ~P)
@@ -261,7 +281,7 @@ def topk_triplet(D: torch.Tensor, # (A, G) anchor-to-item distances
     h = (margin + D[a, p][:, None] - D[a]).clamp(min=0) * N[a]              # (pairs, G) hinge of each negative
     return h.topk(min(k, h.shape[1]), dim=1).values.sum(1).mean()
 
-# %% ../nbs/50_two_branch.ipynb 31
+# %% ../nbs/50_two_branch.ipynb 33
 def two_branch_loss(X: torch.Tensor, Y: torch.Tensor, # (Bx, E), (By, E) embeddings
                     P: torch.Tensor,                 # (Bx, By) bool: x_i matches y_j
                     Nx: torch.Tensor | None = None,  # (Bx, By) negatives of visual anchors (default ~P)
@@ -280,7 +300,7 @@ def two_branch_loss(X: torch.Tensor, Y: torch.Tensor, # (Bx, E), (By, E) embeddi
             loss = loss + lam * topk_triplet(distance(Z, Z), Pz & ~eye, ~Pz & ~eye, margin, k)
     return loss
 
-# %% ../nbs/50_two_branch.ipynb 34
+# %% ../nbs/50_two_branch.ipynb 36
 def neighbourhood_batches(groups: list, # per anchor, its positive item ids
                           batch_size: int, n_pos: int = 2, rng=None) -> list:
     "One epoch of batches of item ids: anchors in random order, `n_pos` random positives of each"
@@ -296,7 +316,7 @@ def random_batches(groups: list, batch_size: int, rng=None) -> list:
     items = rng.permutation(np.concatenate([np.asarray(g, dtype=int) for g in groups]))
     return [items[s:s + batch_size].tolist() for s in range(0, len(items), batch_size)]
 
-# %% ../nbs/50_two_branch.ipynb 37
+# %% ../nbs/50_two_branch.ipynb 39
 def phrase_batch(D: TwoBranchData, T: torch.Tensor, imgs, cfg: TwoBranchConfig, augment: bool = True,
                  sampling: bool = False, rng=None) -> dict:
     "Regions `x (G, Dr)`, phrases `y (Q, Dy)`, positives `P (G, Q)`, negatives `Nx (G, Q)`, `Ny (Q, G)`, neighbours `Px`"
@@ -327,7 +347,7 @@ def phrase_batch(D: TwoBranchData, T: torch.Tensor, imgs, cfg: TwoBranchConfig, 
     return {'x': torch.cat(xs), 'y': torch.cat(ys), 'P': P.T.contiguous(), 'Nx': (iou < 0.3).T.contiguous(),
             'Ny': (iou >= 0) & (iou < 0.3), 'Px': Px}
 
-# %% ../nbs/50_two_branch.ipynb 42
+# %% ../nbs/50_two_branch.ipynb 44
 class BatchSet(Dataset):
     "Item k of an epoch's batches (`make(rng) -> list of batch specs`, redrawn when k == 0) built by `build(spec, rng)`"
     def __init__(self, make, build, seed: int = 0):
@@ -350,7 +370,7 @@ def _fit(model, ds, loss_fn, cfg, epochs, seed, device):
             amp=False, quiet=True, seed=seed).fit()
     return model.eval()
 
-# %% ../nbs/50_two_branch.ipynb 43
+# %% ../nbs/50_two_branch.ipynb 45
 def train_phrase(D: TwoBranchData, T: torch.Tensor, cfg: TwoBranchConfig, net: str = 'embedding', linear: bool = False,
                  augment: bool = True, sampling: bool = False, single: bool = False, constraints: bool = False,
                  seed: int = 0, device='cpu') -> nn.Module:
@@ -369,7 +389,7 @@ def train_phrase(D: TwoBranchData, T: torch.Tensor, cfg: TwoBranchConfig, net: s
     else: raise ErretError(f"train_phrase: net {net!r}; expected 'embedding' or 'similarity'")
     return _fit(model, BatchSet(make, build, seed), loss, cfg, cfg.epochs_phrase, seed, device)
 
-# %% ../nbs/50_two_branch.ipynb 45
+# %% ../nbs/50_two_branch.ipynb 47
 def localization_ranks(scores: list, # per phrase, `(n,)` scores of its image's proposals
                        ious: list,   # per phrase, `(n,)` IoU of each proposal with the phrase's box
                        thr: float = 0.5) -> np.ndarray:
@@ -382,7 +402,7 @@ def localization_ranks(scores: list, # per phrase, `(n,)` scores of its image's 
     r = 1 + (S > best[:, None]).sum(1).double()
     return torch.where(hit.any(1), r, torch.tensor(float('inf'), dtype=torch.float64)).numpy()
 
-# %% ../nbs/50_two_branch.ipynb 47
+# %% ../nbs/50_two_branch.ipynb 49
 @torch.no_grad()
 def phrase_scores(model, D: TwoBranchData, T: torch.Tensor, split: str = 'test', device='cpu') -> tuple:
     "(per-phrase proposal scores, per-phrase IoUs, phrase indices) of `split`"
@@ -409,7 +429,7 @@ def proposal_upper_bound(D: TwoBranchData, split: str = 'test', thr: float = 0.5
     hits = [bool((D.proposal_iou[i] >= thr).any(1)[q]) for i in D.idx(split) for q in range(len(D.image_phrases[i]))]
     return 100 * float(np.mean(hits))
 
-# %% ../nbs/50_two_branch.ipynb 51
+# %% ../nbs/50_two_branch.ipynb 53
 class SimilarityNet(nn.Module):
     "Branches, element-wise product, FC → ReLU → FC → ReLU → FC: `(x (Bx, Dx), y (By, Dy))` -> `(Bx, By)` logits"
     def __init__(self, dx: int, dy: int, hidden: int = 256, embed: int = 128, sim_hidden: int = 128, linear: bool = False,
@@ -444,7 +464,7 @@ def similarity_loss(model, b, neg_ratio: int = 3):
     lab = torch.arange(len(ia), device=ia.device) < len(pa)                 # the first len(pa) pairs are positive
     return logistic_loss(model(b['x'], b['y'], pairs=(ia, ib)), lab)
 
-# %% ../nbs/50_two_branch.ipynb 54
+# %% ../nbs/50_two_branch.ipynb 56
 class CCABaseline:
     "PCA on each side, then `sklearn.cross_decomposition.CCA`; `scores(x, y)` = cosine of the projections `(Bx, By)`"
     def __init__(self, n_components: int = 32, pca: int = 64, seed: int = 0):
@@ -467,7 +487,7 @@ class CCABaseline:
     def match(self, X, Y) -> torch.Tensor: return similarity(X, Y, 'cosine')
     def scores(self, x, y) -> torch.Tensor: return self.match(*self.project(x, y))
 
-# %% ../nbs/50_two_branch.ipynb 57
+# %% ../nbs/50_two_branch.ipynb 59
 def retrieval_split(D: TwoBranchData, split: str) -> np.ndarray:
     "Images of `split` that have 5 captions"
     return np.array([i for i in D.idx(split) if len(D.captions[i]) == 5], dtype=int)
@@ -487,7 +507,7 @@ def caption_inputs(D: TwoBranchData, imgs, text: 'TextFeatures | Vocab') -> tupl
     Y = text.transform(caps) if isinstance(text, TextFeatures) else numericalize([_words(c) for c in caps], text)
     return Y, np.repeat(np.asarray(imgs), 5)
 
-# %% ../nbs/50_two_branch.ipynb 59
+# %% ../nbs/50_two_branch.ipynb 61
 def train_sentence(D: TwoBranchData, text, cfg: TwoBranchConfig, net: str = 'embedding', linear: bool = False,
                    sampling: bool = False, constraints: bool = False, lstm: bool = False, seed: int = 0, device='cpu') -> nn.Module:
     "Train an embedding or similarity network for image–sentence retrieval on the train images"
@@ -532,7 +552,7 @@ def sentence_to_sentence(Y: torch.Tensor, # (M, E) caption embeddings
     pos = (img[:, None] == img[None]) & ~torch.eye(len(img), dtype=torch.bool)
     return recall_at_k(first_positive_rank(S, pos), ks)
 
-# %% ../nbs/50_two_branch.ipynb 62
+# %% ../nbs/50_two_branch.ipynb 64
 PHRASE_ROWS = {   # Table 1: method -> train_phrase flags
     'Embedding (linear)': dict(linear=True),
     'Embedding (single positive)': dict(augment=False),
@@ -593,7 +613,7 @@ def run_seed(D: TwoBranchData, cfg: TwoBranchConfig, seed: int = 0, device='cpu'
     models['phrase_text'] = T
     return rows, models
 
-# %% ../nbs/50_two_branch.ipynb 65
+# %% ../nbs/50_two_branch.ipynb 67
 @torch.no_grad()
 def plot_phrase_boxes(model, D: TwoBranchData, T: torch.Tensor, n: int = 4, split: str = 'test', device='cpu'):
     "Fig. 2: for `n` test images, the phrases of one caption and their best-scored proposals in matching colours"
@@ -611,7 +631,7 @@ def plot_phrase_boxes(model, D: TwoBranchData, T: torch.Tensor, n: int = 4, spli
     fig.tight_layout()
     return fig
 
-# %% ../nbs/50_two_branch.ipynb 68
+# %% ../nbs/50_two_branch.ipynb 70
 def reproduce(preset: str | None = None, seeds=None, data=None, out='runs/twobranch', device='auto', log=print) -> dict:
     "Build the data, train and evaluate every table's rows over the seeds, write results.json under `out`"
     with cpu_threads(1, get_device(device)): return _reproduce(preset, seeds, data, out, device, log)   # tiny models: one thread
@@ -624,6 +644,7 @@ def _reproduce(preset, seeds, data, out, device, log) -> dict:
     seeds = list(seeds) if seeds is not None else list(range(1 if preset == 'smoke' else 3))
     D = load_two_branch(cfg, data, device)
     log(f"{D}")
+    if describe_repairs(D.repairs): log(describe_repairs(D.repairs))
     per_seed, models, cca_rows = [], None, []
     for s in seeds:                                   # CCA has no randomness: fitted once, its rows repeated (std 0)
         rows, ms = run_seed(D, cfg, s, device, log, cca=not cca_rows)
@@ -631,7 +652,7 @@ def _reproduce(preset, seeds, data, out, device, log) -> dict:
         per_seed.append(rows + ([r for r in cca_rows if r not in rows])); models = models or ms
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     save_figure(plot_phrase_boxes(models[('phrase', 'Embedding')], D, models['phrase_text'], device=device), out / 'phrase_boxes.png')
-    ds = {'name': D.name, 'n_train': int(len(D.idx('train'))), 'n_test': int(len(D.idx('test'))),
+    ds = {'name': D.name, 'n_train': int(len(D.idx('train'))), 'n_test': int(len(D.idx('test'))), **merge_repairs(D.repairs),
           'n_phrases_test': int(len(D.phrase_idx('test'))), 'n_proposals': cfg.top_n}
     return write_results(out, 'twobranch', preset, seeds, str(device), time.time() - t0, ds, aggregate_rows(per_seed),
                          ['phrase_boxes.png'], config=cfg)

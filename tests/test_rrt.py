@@ -91,10 +91,11 @@ def test_pair_pool_and_locals():
 
 
 def test_roxford_round_trip(tmp_path):
-    w = World(n_images=24, seed=2)
+    w = World(n_images=24, seed=2, split_fracs=(0.6, 0.2, 0.2))
     info = write_roxford(tmp_path, w, n_views=3)
     rox, gld = load_roxford(tmp_path), load_gldv2(tmp_path)
     tests = [k for k in range(24) if w.split(k) == 'test']
+    assert tests and not rox.repairs                                  # queries to check; a clean world needs no repair
     assert len(rox.qimlist) == len(tests) == info['n_queries'] and len(gld) == info['n_train']
     for q, k in enumerate(tests):
         for j, v in enumerate(w.views(k, 3)):
