@@ -25,3 +25,10 @@ def quirky(tmp_path_factory):
             made[key] = d
         return made[key]
     return make
+
+
+@pytest.fixture(autouse=True)
+def _uncached(request, monkeypatch):
+    "A test module that sets `UNCACHED = ('erret.rrt', ...)` computes features instead of filling the shared cache with keys of throw-away folders"
+    for m in getattr(request.module, 'UNCACHED', ()):
+        monkeypatch.setattr(f'{m}.cached', lambda key, fn, folder='features': fn())

@@ -11,13 +11,9 @@ from erret.backbone import BackboneConfig, pretrained_backbone, feature_maps
 from erret.encoders import roi_features
 from erret.drilldown import region_features, image_boxes, content_mean, vg_sessions, reproduce, METHODS
 
-pytestmark = pytest.mark.usefixtures('one_thread', 'no_feature_cache')   # one_thread: tests/conftest.py
+UNCACHED = ('erret.drilldown',)                                   # tests/conftest.py: throw-away folders are not cached
+pytestmark = pytest.mark.usefixtures('one_thread')   # one_thread: tests/conftest.py
 
-
-@pytest.fixture
-def no_feature_cache(monkeypatch):
-    "Features of a throw-away folder are not worth a file in the shared cache"
-    monkeypatch.setattr('erret.drilldown.cached', lambda key, fn, folder='features': fn())
 
 
 @pytest.fixture(scope='module')

@@ -7,12 +7,8 @@ from PIL import Image
 from erret.datasets import load_vg, write_world, read_images, to_frame
 from erret.encoders import SmallCNN
 
+UNCACHED = ('erret.err',)                                   # tests/conftest.py: throw-away folders are not cached
 
-@pytest.fixture
-def no_cache(monkeypatch):
-    "Throw-away folders: compute instead of filling the shared cache with keys nobody will reuse"
-    import erret.err
-    monkeypatch.setattr(erret.err, 'cached', lambda key, fn, folder='features': fn())
 
 
 def test_region_features_follow_the_image_at_another_size(tmp_path):
@@ -42,7 +38,7 @@ def test_region_features_follow_the_image_at_another_size(tmp_path):
     assert cos.min() > 0.8 and cos.mean() > 0.9, cos
 
 
-def test_reproduce_on_quirky_vg(quirky, tmp_path, no_cache):
+def test_reproduce_on_quirky_vg(quirky, tmp_path):
     from erret.err import reproduce
     d = quirky('vg', n_images=200, split_fracs=(0.5, 0.2, 0.3))
     injected = json.loads((d / 'erret_quirks.json').read_text())

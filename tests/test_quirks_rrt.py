@@ -7,13 +7,9 @@ from PIL import Image
 from erret.datasets import RevisitedData, PAD_RGB, letterbox
 from erret.rrt import RRTConfig, RRT_WORLD, METHODS, load_rrt, query_images, reproduce
 
-pytestmark = pytest.mark.usefixtures('one_thread', 'no_feature_cache')   # one_thread: tests/conftest.py
+UNCACHED = ('erret.rrt',)                                   # tests/conftest.py: throw-away folders are not cached
+pytestmark = pytest.mark.usefixtures('one_thread')   # one_thread: tests/conftest.py
 
-
-@pytest.fixture
-def no_feature_cache(monkeypatch):
-    "Features of a throw-away folder are not worth a file in the shared cache"
-    monkeypatch.setattr('erret.rrt.cached', lambda key, fn, folder='features': fn())
 
 
 def _world_kw(cfg):

@@ -10,13 +10,9 @@ from erret.datasets import PAD_RGB
 from erret.tirg import load_tirg_data, split_images, small_images, css_features, reproduce
 from erret.backbone import BackboneConfig, pretrained_backbone
 
+UNCACHED = ('erret.tirg',)                                   # tests/conftest.py: throw-away folders are not cached
 pytestmark = pytest.mark.usefixtures('one_thread')   # tests/conftest.py
 
-
-@pytest.fixture(autouse=True)
-def no_feature_cache(monkeypatch):
-    "Folders here live under tmp paths that never repeat: compute features without filling the shared cache"
-    monkeypatch.setattr('erret.tirg.cached', lambda key, fn, folder='features': fn())
 FIX = Path(erret.__file__).resolve().parent.parent / 'data' / 'datasets'
 SIZES = ((300, 200), (120, 180), (64, 64), (50, 90), (640, 480), (97, 61))
 MODES = ('RGB', 'L', 'CMYK', 'P', 'RGBA', 'I;16')

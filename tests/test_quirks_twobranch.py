@@ -9,13 +9,9 @@ from erret.core import ErretError
 from erret.datasets import load_flickr30k_entities, read_images, write_world
 from erret.two_branch import TwoBranchConfig, phrase_boxes, content_boxes, _build, load_two_branch, phrase_localization, CCABaseline, phrase_text
 
+UNCACHED = ('erret.two_branch',)                                   # tests/conftest.py: throw-away folders are not cached
 pytestmark = pytest.mark.usefixtures('one_thread')   # tests/conftest.py
 
-
-@pytest.fixture(autouse=True)
-def no_feature_cache(monkeypatch):
-    "Folders here live under tmp paths that never repeat: compute features without filling the shared cache"
-    monkeypatch.setattr('erret.two_branch.cached', lambda key, fn, folder='features': fn())
 SPLITS = (0.5, 0.1, 0.4)                             # the smoke preset's world split
 
 
