@@ -12,7 +12,7 @@ __all__ = ['COCO_REF', 'IdentifyConfig', 'IdentifyData', 'read_coco_split', 'ide
 
 # %% ../nbs/31_identify.ipynb 2
 import math, time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 import numpy as np
@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from .core import Config, ErretError, IN_TEST, default_preset, get_device, seed_everything, cpu_threads
 from .text import Vocab, tokenize, pad_batch, PAD_IDX, SOS_IDX, EOS_IDX
 from .world import World, WorldConfig, SHAPE_WORDS, plural
-from .datasets import load_coco_captions, world_dataset
+from .datasets import load_coco_captions, world_dataset, read_images, merge_repairs, describe_repairs
 from .encoders import normalize
 from .metrics import first_positive_rank, recall_at_k, pointing_game
 from .excitation import ExcitationBackprop, ReLULSTM, SALIENCY_METHODS, spatial_saliency, temporal_saliency
@@ -69,14 +69,9 @@ class IdentifyData:
     feats: torch.Tensor | None = None
     world: World | None = None            # the Shapes world behind the data (None for real COCO)
     name: str = 'shapes-coco'
+    repairs: dict = field(default_factory=dict)   # what the COCO loader repaired (missing files, empty / extra captions, ...)
     def __repr__(self):
         return f"IdentifyData({len(self.images)} images: " + ', '.join(f'{k} {len(v)}' for k, v in self.split.items()) + f"; vocab {len(self.vocab)})"
-
-def _load_image(info, size: int) -> np.ndarray:
-    from PIL import Image
-    im = info.open().convert('RGB')
-    if im.size != (size, size): im = im.resize((size, size), Image.BILINEAR)
-    return np.asarray(im, dtype=np.uint8)
 
 def read_coco_split(root, size: int, max_per_split: int | None = None) -> IdentifyData:
     "Read a COCO captions folder into `IdentifyData` (no features yet): train (+restval), val, test; at most `max_per_split` each"
@@ -89,10 +84,10 @@ def read_coco_split(root, size: int, max_per_split: int | None = None) -> Identi
     ims = [im for s in ('train', 'val', 'test') for im in [i for i in ims if sp[i.image_id] == s][:max_per_split]]
     if not any(sp[im.image_id] == 'train' for im in ims): raise ErretError(f"{root}: no training images (expected captions_train2014.json or a Karpathy 'train' split)")
     split = {s: [k for k, im in enumerate(ims) if sp[im.image_id] == s] for s in ('train', 'val', 'test')}
-    images = torch.from_numpy(np.stack([_load_image(im, size) for im in ims])).permute(0, 3, 1, 2).contiguous()
+    images, _ = read_images(ims, size)          # any mode / size -> RGB, letterboxed to (size, size): the shared image path
     caps = [list(coco.captions[im.image_id]) for im in ims]
     vocab = Vocab.build([tokenize(c, keep_punct=False) for k in split['train'] for c in caps[k]])
-    return IdentifyData(images, caps, [im.image_id for im in ims], split, vocab, name='coco')
+    return IdentifyData(images, caps, [im.image_id for im in ims], split, vocab, name='coco', repairs=merge_repairs(coco))
 
 # %% ../nbs/31_identify.ipynb 13
 def identify_backbone(cfg: IdentifyConfig, device='auto') -> tuple[nn.Module, int]:
@@ -480,6 +475,7 @@ def _reproduce(preset, seeds, data, out, device, log) -> dict:
     seeds = list(seeds) if seeds is not None else list(range(1 if preset == 'smoke' else 3))
     D, body = load_identify(cfg, data, device)
     log(f"{D}; features {tuple(D.feats.shape)}")
+    if describe_repairs(D.repairs): log(describe_repairs(D.repairs))      # e.g. missing files dropped, captions beyond 5 ignored
     pairs = validation_pairs(D, cfg.pair_batches, cfg.pair_batch)
     exs = pointing_examples(D, 'val', cfg.n_point) if D.world is not None else []
     per_seed, model = [], None
@@ -493,6 +489,6 @@ def _reproduce(preset, seeds, data, out, device, log) -> dict:
     if exs: save_figure(pointing_figure(model, D, exs[:6], max_len=cfg.max_len), out / 'pointing_game.png'); figs.append('pointing_game.png')
     ds = {'name': D.name, 'n_train': len(D.split['train']), 'n_val': len(D.split['val']), 'n_test': len(D.split['test']),
           'n_pairs': len(pairs), 'n_gallery': min(cfg.gallery, len(D.split['test'])), 'n_pointing': len(exs), 'vocab': len(D.vocab),
-          'word_vectors': cfg.word_vectors or 'learned on the training captions'}
+          'word_vectors': cfg.word_vectors or 'learned on the training captions', **merge_repairs(D.repairs)}
     return write_results(out, 'identify', preset, seeds, str(device), time.time() - t0, ds, agg,
                          figs, config=cfg)

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from .core import Config, ErretError, default_preset, get_device, seed_everything, cpu_threads
 from .text import Vocab, tokenize, pad_batch, length_mask
 from .world import COLOURS, NUMBERS
-from .datasets import load_coco_captions, load_coco_instances, world_dataset
+from .datasets import load_coco_captions, load_coco_instances, world_dataset, count, merge_repairs, describe_repairs
 from .encoders import GRUEncoder
 
 # %% ../nbs/42_text2scene.ipynb 6
@@ -102,6 +102,7 @@ class T2SData:
     splits: dict
     vocab: Vocab = None
     wh: dict = field(default_factory=dict)    # (category, size index) -> mean (w, h) of training boxes (world variant)
+    repairs: dict = field(default_factory=dict)   # what the loaders repaired: boxes clipped / dropped, crowd regions skipped, ...
     def __repr__(self): return (f"T2SData({self.name}: " + ', '.join(f"{k} {len(v)}" for k, v in self.splits.items())
                                 + f" scenes, {len(self.categories)} categories, attributes {list(self.attributes)}, vocab {len(self.vocab)})")
     def box(self, c: int, cx: float, cy: float, attrs) -> tuple:
@@ -115,15 +116,18 @@ class T2SData:
 _SPLIT = {'train': 'train', 'restval': 'train', 'val': 'val', 'test': 'test', 'train2014': 'train', 'val2014': 'test'}
 
 def load_text2scene(cfg: Text2SceneConfig, data=None, attributes=('colour', 'size')) -> T2SData:
-    "Scenes of a COCO folder (captions + instances): the Shapes world's by default, a real download with `data`"
+    """Scenes of a COCO folder (captions + instances): the Shapes world's by default, a real download with `data`.
+    Boxes are normalised by each image's declared width and height (any size); boxes sticking out are clipped, empty ones
+    dropped, `iscrowd` regions skipped (not objects to draw); pixels are never read, so missing image files do not matter."""
     root = Path(data) if data is not None else world_dataset('coco', n_images=cfg.n_images, max_objects=cfg.max_objects, split_fracs=cfg.split_fracs)
     caps = load_coco_captions(root, max_captions=None, check_images=False)
     files = sorted((root / 'annotations').glob('instances_*.json'))
     if not files: raise ErretError(f"{root / 'annotations'}: no instances_*.json file (Text2Scene needs the COCO object annotations)")
-    inst = [load_coco_instances(root, f.stem[len('instances_'):], on_bad_box='clip', skip_crowd=True) for f in files]
+    inst = [load_coco_instances(root, f.stem[len('instances_'):], on_bad_box='repair', skip_crowd=True) for f in files]
     cat_ids = sorted({c for x in inst for c in x.categories}); names = {c: n for x in inst for c, n in x.categories.items()}
     cidx = {c: k for k, c in enumerate(cat_ids)}
     objs = [(im, x.objects[im.image_id]) for x in inst for im in x.images if x.objects[im.image_id]]
+    rep = Counter(merge_repairs(caps, *inst)); count(rep, 'images_without_objects', sum(len(x.images) for x in inst) - len(objs))
     layout = not all(a in o.attributes for _, os_ in objs for o in os_ for a in attributes)
     values = {'scale': tuple(range(N_BINS)), 'ratio': tuple(range(N_BINS))} if layout else \
              {a: tuple(sorted({o.attributes[a] for _, os_ in objs for o in os_[:]}, key=lambda v: (v not in COLOURS, v))) for a in attributes}
@@ -131,7 +135,7 @@ def load_text2scene(cfg: Text2SceneConfig, data=None, attributes=('colour', 'siz
     splits = defaultdict(list)
     for im, os_ in objs:
         sents = caps.captions.get(im.image_id, [])[:cfg.n_sentences]
-        if not sents: continue
+        if not sents: count(rep, 'scenes_without_captions'); continue
         W, H = im.width, im.height
         b = np.array([[o.box[0] / W, o.box[1] / H, o.box[2] / W, o.box[3] / H] for o in os_])
         cl = [cidx[o.category_id] for o in os_]
@@ -140,7 +144,7 @@ def load_text2scene(cfg: Text2SceneConfig, data=None, attributes=('colour', 'siz
         splits[_SPLIT.get(caps.splits.get(im.image_id), 'train')].append(
             SceneLayout(im.image_id, ' . '.join(sents), [cl[i] for i in order], b[order], at[order]))
     if not splits['train'] or not splits['test']: raise ErretError(f"{root}: need train and test scenes with captions and objects; found " + str({k: len(v) for k, v in splits.items()}))
-    d = T2SData(root, 'shapes-coco-layout' if data is None else 'coco', [names[c] for c in cat_ids], values, layout, dict(splits))
+    d = T2SData(root, 'shapes-coco-layout' if data is None else 'coco', [names[c] for c in cat_ids], values, layout, dict(splits), repairs=merge_repairs(rep))
     d.vocab = Vocab.build(s.text for s in d.splits['train'])
     if not layout:
         acc = defaultdict(list)
@@ -580,6 +584,7 @@ def _reproduce(preset, seeds, data, out, device, log) -> dict:
     seeds = list(seeds) if seeds is not None else list(range(1 if preset == 'smoke' else 3))
     D = load_text2scene(cfg, data)
     log(repr(D))
+    if describe_repairs(D.repairs): log(describe_repairs(D.repairs))   # e.g. boxes outside clipped, crowd regions skipped
     per_seed, per_seed_alt, first = [], [], None
     for s in seeds:
         rows, alt, m = run_seed(D, cfg, s, device, log); per_seed.append(rows); per_seed_alt.append(alt); first = first or m
@@ -588,6 +593,6 @@ def _reproduce(preset, seeds, data, out, device, log) -> dict:
     save_figure(steps_figure(first, D, (0, 1, 2), loc=cfg.loc), out / 'fig2_3_steps.png')
     save_figure(table_figure(agg, title='text2scene'), out / 'results_table.png')
     ds = {'name': D.name, 'n_train': len(D.splits['train']), 'n_val': len(D.splits.get('val', [])), 'n_test': len(D.splits['test']),
-          'categories': len(D.categories), 'attributes': list(D.attributes), 'layout_variant': D.layout, 'vocab': len(D.vocab)}
+          'categories': len(D.categories), 'attributes': list(D.attributes), 'layout_variant': D.layout, 'vocab': len(D.vocab), **D.repairs}
     return write_results(out, 'text2scene', preset, seeds, str(device), time.time() - t0, ds, agg,
                          ['fig2_3_steps.png', 'results_table.png'], config=cfg, other_decoding=aggregate_rows(per_seed_alt))
