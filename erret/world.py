@@ -132,18 +132,20 @@ def _place(rng, o: Obj, placed, tries=40):
 def make_scene(rng: np.random.Generator, n_objects: int | None = None, shapes=SHAPES, colours=tuple(COLOURS),
                sizes=SIZES, backgrounds=tuple(BACKGROUNDS), textures=TEXTURES, p_texture: float = 0.15,
                p_repeat: float = 0.25, max_rotation: float = 12.0, grid: bool = False,
-               allowed=None, must_include=None, min_objects: int = 1, max_objects: int = 8) -> Scene:
-    "A random scene; `allowed`/`must_include` are sets of (shape, colour) pairs (None = all / none)"
+               allowed=None, must_include=None, min_objects: int = 1, max_objects: int = 8, objects=None) -> Scene:
+    "A random scene; `allowed`/`must_include` are sets of (shape, colour) pairs (None = all / none); `objects`: exactly these (shape, colour) pairs, in order"
     pairs = [(s, c) for s in shapes for c in colours if allowed is None or (s, c) in allowed]
     if not pairs: raise ErretError("make_scene: no (shape, colour) pair is allowed")
     if n_objects is None:
         p = N_OBJECTS_P[min_objects - 1:max_objects]; n_objects = min_objects + int(rng.choice(len(p), p=p / p.sum()))
+    if objects is not None: n_objects = len(objects)
     if grid: n_objects = min(n_objects, 9)
     forced = sorted(must_include) if must_include else None
     objs, placed = [], []
     cells = list(rng.permutation(9)) if grid else None
     for k in range(n_objects):
-        if k == 0 and forced: s, c = forced[rng.integers(len(forced))]
+        if objects is not None: s, c = objects[k]
+        elif k == 0 and forced: s, c = forced[rng.integers(len(forced))]
         elif objs and rng.random() < p_repeat: s, c = objs[rng.integers(len(objs))].pair
         else: s, c = pairs[rng.integers(len(pairs))]
         tex = 'solid' if len(textures) < 2 or rng.random() >= p_texture else textures[1 + rng.integers(len(textures) - 1)]
