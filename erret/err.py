@@ -12,10 +12,10 @@ __all__ = ['STOP', 'METHODS', 'RELATION_WORDS', 'ATTRIBUTE_WORDS', 'LESSON_KINDS
            'query_sample', 'eval_queries', 'rank_metrics', 'evaluate_gt', 'phrase_focus', 'box_objects',
            'unnamed_objects', 'query_groups', 'group_rows', 'object_key', 'content_negative_groups', 'LessonQuery',
            'lesson_phrase', 'lesson_scenes', 'LessonData', 'lesson_data', 'lesson_groups', 'evaluate_lesson',
-           'lesson_config', 'run_lesson', 'gate_values', 'channel_selectivity', 'probe_scenes', 'gate_probe',
-           'plot_gate_probe', 'plot_lesson_examples', 'ERRProposals', 'proposals_for', 'rpn_groups', 'evaluate_rpn',
-           'rpn_rows', 'top_results', 'plot_err_results', 'err_explorer', 'two_stage_scores', 'bench_err_scoring',
-           'queries_setting', 'run_seed', 'reproduce']
+           'lesson_config', 'run_lesson', 'gate_values', 'channel_selectivity', 'probe_scenes', 'probe_features',
+           'gate_probe', 'plot_gate_probe', 'plot_lesson_examples', 'ERRProposals', 'proposals_for', 'rpn_groups',
+           'evaluate_rpn', 'rpn_rows', 'top_results', 'plot_err_results', 'err_explorer', 'two_stage_scores',
+           'bench_err_scoring', 'queries_setting', 'run_seed', 'reproduce']
 
 # %% ../nbs/10_err.ipynb 2
 import math, os, time, re
@@ -449,6 +449,7 @@ class ERRConfig(Config):
     "ERR settings (defaults: quick preset)"
     n_images: int = 3500
     n_regions: int = 20                 # region descriptions per world image
+    region_context: float = 0.0         # world option: P(a region box also holds 1-2 unnamed nearby objects); 0: chosen on val
     split_fracs: tuple = (0.6, 0.1, 0.3)
     size: int = 64
     output_size: int = 3                # RoIAlign s×s; the fc variant pools it
@@ -461,12 +462,12 @@ class ERRConfig(Config):
     n_neg: int = 3                      # negatives per query (GT setting)
     tau: float = 0.1
     eval_queries: int | None = None     # test queries scored per fc method (None: all)
-    sample_queries: int | None = 150    # the LSTM baseline's fixed random sample of test queries (an LSTM run per pair)
-    conv_queries: int = 25              # test queries of the fc-vs-conv comparison (Table 5)
+    sample_queries: int | None = 100    # the LSTM baseline's fixed random sample of test queries (an LSTM run per pair)
+    conv_queries: int = 20              # test queries of the fc-vs-conv comparison (Table 5)
     rpn_top_n: int = 8                  # proposals per image that become candidates (RPN setting)
     rpn_preset: str = 'quick'           # erret.proposals preset of the RPN
     rpn_epochs: int = 3
-    content_negs: int = 0               # per training query, negatives sharing its unnamed content (0: the paper's in-batch only)
+    content_negs: int = 0               # per training query, negatives sharing its unnamed content (0: the paper's in-batch only; chosen on val)
     lesson_queries: int = 2000          # the controlled lesson: training queries (val / test: lesson_eval each)
     lesson_eval: int = 300
     lesson_epochs: int = 40             # chosen on the lesson's validation queries
@@ -496,7 +497,8 @@ def load_err(cfg: ERRConfig, data=None, device='auto', quiet: bool = True) -> ER
     "Build the benchmark from the world (or the VG folder `data`) and cache its region features"
     from erret.backbone import BackboneConfig, pretrained_backbone
     from erret.text import Vocab
-    root = world_dataset('vg', n_images=cfg.n_images, size=cfg.size, n_regions=cfg.n_regions, split_fracs=tuple(cfg.split_fracs)) if data is None else data
+    wkw = {'region_context': cfg.region_context} if cfg.region_context else {}        # 0: the cached default world
+    root = world_dataset('vg', n_images=cfg.n_images, size=cfg.size, n_regions=cfg.n_regions, split_fracs=tuple(cfg.split_fracs), **wkw) if data is None else data
     vg = load_vg(root, check_images=data is not None)          # real folders: missing files dropped, bad boxes repaired (counted)
     key = stable_hash(str(getattr(vg, 'root', root)), sorted(r.region_id for rs in vg.regions.values() for r in rs)[:1000], len(vg.images))
     bench = cached(f'err-bench-{key}', lambda: build_benchmark(vg), folder='err')
@@ -774,11 +776,16 @@ def probe_scenes(n: int = 800, seed: int = 0) -> list:
     return [make_scene(rng, objects=[_distinct(rng)], p_texture=0.0) for _ in range(n)]
 
 @torch.no_grad()
-def gate_probe(model: ERRModel, L: LessonData, backbone: nn.Module, n_probe: int = 800, split: str = 'test', size: int = 64) -> dict:
+def probe_features(backbone: nn.Module, n_probe: int = 800, size: int = 64, output_size: int = 3) -> tuple:
+    "The probe scenes and their pooled backbone maps `(n, C, s, s)`"
+    ps = probe_scenes(n_probe)
+    return ps, F.adaptive_avg_pool2d(feature_maps(backbone, images_to_tensor([render(s, size) for s in ps]), device='cpu').float(), output_size)
+
+@torch.no_grad()
+def gate_probe(model: ERRModel, L: LessonData, backbone: nn.Module, n_probe: int = 800, split: str = 'test', size: int = 64, probe=None) -> dict:
     "Per channel: η² of colour and of shape (probe scenes), mean gate under colour / shape / both phrases; their correlation"
     from erret.text import numericalize
-    ps = probe_scenes(n_probe)
-    fm = F.adaptive_avg_pool2d(feature_maps(backbone, images_to_tensor([render(s, size) for s in ps]), device='cpu').float(), L.feats.shape[-1])
+    ps, fm = probe if probe is not None else probe_features(backbone, n_probe, size, L.feats.shape[-1])
     P = model.prepare(fm).mean((2, 3))                                              # (n_probe, Cp): the channels the gate acts on
     eta = {a: channel_selectivity(P, [getattr(s.objects[0], a) for s in ps]) for a in ('colour', 'shape')}
     qs = L.queries[split]; kind = np.array([q.kind for q in qs])
@@ -1071,11 +1078,11 @@ def _reproduce(preset, seeds, data, out, device, rpn, log) -> dict:
         rows, ms = run_seed(E, cfg, s, device, R, log); per_seed.append(rows); models = models or ms
     t1 = time.perf_counter(); L = lesson_data(E.backbone, cfg.lesson_queries, cfg.lesson_eval, size=cfg.size, output_size=cfg.output_size)
     log(f"lesson: {len(L.queries['train'])} training / {len(L.queries['test'])} test queries, features {time.perf_counter() - t1:.0f} s")
-    gate_r, lesson_models = [], None
+    gate_r, lesson_models, probe = [], None, probe_features(E.backbone, size=cfg.size, output_size=cfg.output_size)
     for k, s in enumerate(seeds):                                                   # the controlled lesson, same seeds
         rows, lm = run_lesson(L, cfg, s, methods=('Visual Feature', 'GRN'), device=device, log=log)
         per_seed[k] += rows; lesson_models = lesson_models or lm
-        gp = gate_probe(lm['GRN'], L, E.backbone, size=cfg.size); gate_r.append(gp['r']); gp0 = gp if k == 0 else gp0
+        gp = gate_probe(lm['GRN'], L, E.backbone, probe=probe); gate_r.append(gp['r']); gp0 = gp if k == 0 else gp0
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     import matplotlib.pyplot as plt
     ax = plot_region_sizes(E.bench); save_figure(ax[0].figure, out / 'region_sizes.png'); plt.close(ax[0].figure)
@@ -1084,7 +1091,8 @@ def _reproduce(preset, seeds, data, out, device, rpn, log) -> dict:
     ax = plot_gate_probe(gp0); save_figure(ax.figure, out / 'lesson_gate_probe.png')
     st = E.bench.stats
     ds = {'name': 'shapes-vg' if data is None else 'vg', 'n_train': st['train queries'], 'n_test': st['test queries'],
-          'n_val': st['val queries'], 'n_images': st['images'], 'n_regions': len(E.bench.regions), **merge_repairs(E.data)}
+          'n_val': st['val queries'], 'n_images': st['images'], 'n_regions': len(E.bench.regions), **merge_repairs(E.data),
+          'test_queries_by_group': {g: int(m.sum()) for g, m in query_groups(E, eval_queries(E, 'test', cfg.eval_queries)).items()}}
     return write_results(out, 'err', preset, seeds, str(device), time.time() - t0, ds, aggregate_rows(per_seed),
                          ['region_sizes.png', 'retrieval_grid.png', 'lesson_examples.png', 'lesson_gate_probe.png'], config=cfg,
                          diagnostics={'lesson_gate_colour_shape_r': [round(r, 4) for r in gate_r]})

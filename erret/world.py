@@ -9,7 +9,7 @@ __all__ = ['SHAPES', 'COLOURS', 'SIZES', 'SIZE_RADIUS', 'GRID_CELLS', 'BACKGROUN
            'SPLITS', 'grid_cell', 'cell_centre', 'Obj', 'Scene', 'shape_vertices', 'object_box', 'object_boxes',
            'make_scene', 'render', 'plural', 'noun_phrase', 'groups', 'relations', 'between', 'Region', 'region_box',
            'describe_regions', 'Phrase', 'Sentence', 'entity_captions', 'captions', 'css_modify', 'drilldown_turns',
-           'View', 'box_iou', 'instance_view', 'instance_views', 'difficulty', 'WorldConfig', 'World']
+           'View', 'box_iou', 'instance_view', 'instance_views', 'difficulty', 'WorldConfig', 'World', 'region_stats']
 
 # %% ../nbs/01_world.ipynb 2
 import math, dataclasses
@@ -358,8 +358,9 @@ def _pick_objects(objs, rng, m):
     return [a] + near[:m - 1]
 
 def describe_regions(scene: Scene, size: int = 64, rng=None, n: int = 10, p_objects=(0.15, 0.4, 0.45),
-                     p_focus=(0.2, 0.35, 0.45), max_tries: int = 4) -> list[Region]:
-    "`n` region descriptions of `scene` (distinct phrases when possible); `p_objects`: P(1, 2, 3 objects)"
+                     p_focus=(0.2, 0.35, 0.45), max_tries: int = 4, p_context: float = 0.0) -> list[Region]:
+    """`n` region descriptions of `scene` (distinct phrases when possible); `p_objects`: P(1, 2, 3 objects).
+    `p_context`: probability that the box also takes in the 1 or 2 (equally likely) unnamed objects nearest the named ones, as real VG boxes do"""
     rng = rng if rng is not None else np.random.default_rng(0)
     objs, N = scene.objects, len(scene.objects)
     if N == 0: return []
@@ -374,7 +375,12 @@ def describe_regions(scene: Scene, size: int = 64, rng=None, n: int = 10, p_obje
         phrase = ' '.join(_region_words(objs, ids, rng, focus))
         if phrase in seen: continue
         seen.add(phrase)
-        out.append(Region(region_box(boxes[ids], size, rng), phrase, tuple(sorted(ids)), focus))
+        in_box = list(ids)
+        if p_context > 0 and N > len(ids) and rng.random() < p_context:          # no draw at 0: old worlds unchanged
+            cx, cy = _centre(objs, ids)
+            rest = sorted((j for j in range(N) if j not in ids), key=lambda j: math.dist((cx, cy), (objs[j].x, objs[j].y)))
+            in_box += rest[:1 + int(rng.random() < 0.5)]
+        out.append(Region(region_box(boxes[in_box], size, rng), phrase, tuple(sorted(ids)), focus))
     return out
 
 # %% ../nbs/01_world.ipynb 46
@@ -622,6 +628,7 @@ class WorldConfig(Config):
     n_regions: int = 10                        # region descriptions per image (VG)
     region_objects: tuple = (0.15, 0.4, 0.45)  # P(a region holds 1, 2, 3 objects)
     region_focus: tuple = (0.2, 0.35, 0.45)    # P(objects, attributes, relation focus)
+    region_context: float = 0.0                # P(a region box also holds 1-2 nearby objects its phrase does not name)
     n_captions: int = 5
     _full: ClassVar[dict] = dict(n_images=5000, size=128)
     _smoke: ClassVar[dict] = dict(n_images=64)
@@ -683,7 +690,8 @@ class World:
     def boxes(self, i: int, size: int | None = None) -> np.ndarray: return object_boxes(self.scene(i), size or self.cfg.size)
     def regions(self, i: int, n: int | None = None, size: int | None = None) -> list[Region]:
         c = self.cfg
-        return describe_regions(self.scene(i), size or c.size, self.rng(i, 'regions'), n or c.n_regions, c.region_objects, c.region_focus)
+        return describe_regions(self.scene(i), size or c.size, self.rng(i, 'regions'), n or c.n_regions, c.region_objects, c.region_focus,
+                               p_context=c.region_context)
     def entity_captions(self, i: int, n: int | None = None, size: int | None = None) -> list[Sentence]:
         return entity_captions(self.scene(i), size or self.cfg.size, self.rng(i, 'captions'), n or self.cfg.n_captions)
     def captions(self, i: int, n: int | None = None) -> list[str]: return [s.text for s in self.entity_captions(i, n)]
@@ -695,3 +703,24 @@ class World:
         c = self.cfg
         return css_modify(self.scene(i), self.rng(i, 'css'), css=c.grid if css is None else css, sizes=c.sizes,
                           colours=c.colours, shapes=c.shapes, allowed=self.allowed_pairs(self.split(i)), grid=c.grid)
+
+# %% ../nbs/01_world.ipynb 72
+def region_stats(world, n_images: int = 300, inside: float = 0.5) -> dict:
+    "Per focus and overall: objects in a region box (≥ `inside` of their own box), named objects, named fraction, boxes with an unnamed object"
+    acc = {f: [] for f in ('all', *FOCI)}
+    for i in range(min(n_images, len(world))):
+        boxes = object_boxes(world[i], world.cfg.size)
+        area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        for r in world.regions(i):
+            ov = (np.clip(np.minimum(boxes[:, 2], r.box[2]) - np.maximum(boxes[:, 0], r.box[0]), 0, None)
+                  * np.clip(np.minimum(boxes[:, 3], r.box[3]) - np.maximum(boxes[:, 1], r.box[1]), 0, None))
+            inb = set(np.nonzero(ov >= inside * area)[0].tolist())
+            row = (len(inb), len(r.object_ids), bool(inb - set(r.object_ids)))
+            acc['all'].append(row); acc[r.focus].append(row)
+    out = {}
+    for f, rows in acc.items():
+        if not rows: continue
+        a = np.array(rows, float)
+        out[f] = {'regions': len(rows), 'objects per box': a[:, 0].mean(), 'named per box': a[:, 1].mean(),
+                  'named fraction': a[:, 1].sum() / a[:, 0].sum(), 'boxes with an unnamed object': 100 * a[:, 2].mean()}
+    return out

@@ -82,3 +82,32 @@ def test_scores_and_ranks():
     S = torch.tensor([[0.9, 0.8, 0.1, 0.5]])
     assert rank_queries(S, [[3]], torch.tensor([0]), torch.tensor([0, 1, 2, 3])).tolist() == [2]   # candidate 0: own image
     assert rank_queries(S, [[]], torch.tensor([0]), torch.tensor([0, 1, 2, 3])).tolist() == [5]    # no possible hit
+
+def test_phrase_focus_and_box_objects():
+    from pathlib import Path
+    from erret.datasets import VGData, VGObject
+    from erret.err import phrase_focus, box_objects, unnamed_objects
+    assert [phrase_focus(p) for p in ('a red disc above two boxes', 'a large striped star', 'a circle at the top')] == ['relation', 'attributes', 'objects']
+    vg = VGData(Path('.'), [], {}, {1: [VGObject(1, 1, ['circle'], (0, 0, 10, 10)), VGObject(2, 1, ['star'], (8, 8, 30, 30)), VGObject(3, 1, ['square'], (50, 50, 60, 60))]})
+    named, unnamed = box_objects(vg, R(1, 1, 'the ball on the left', (0, 0, 20, 20)))
+    assert [o.object_id for o in named] == [1] and unnamed == []                 # the star is mostly outside; the square far away
+    assert unnamed_objects(vg, R(1, 1, 'the ball on the left', (0, 0, 40, 40))) == 1
+
+
+def test_lesson_is_symmetric_without_text():
+    "The lesson's candidates share exactly one object with the query each: a text-free score is at chance"
+    from erret.err import lesson_scenes
+    sc, qs = lesson_scenes(30, n_pos=3, n_neg=3, seed=1)
+    for q in qs:
+        pairs = [{o.pair for o in sc[r].objects} for r in q.cands]
+        assert all(q.named in p for p in pairs[:3]) and all(q.other in p for p in pairs[3:])
+        assert all(len(p & {q.named, q.other}) == 1 for p in pairs)
+
+
+def test_err_loss_in_batch_plus_explicit():
+    from erret.err import ERRModel, err_loss
+    torch.manual_seed(0)
+    m = ERRModel(6, 15, 'GRN', proj=8)
+    X, tok, ln = torch.randn(5, 6, 2, 2), torch.randint(4, 15, (5, 4)), torch.tensor([4, 1, 2, 3, 4])
+    both = err_loss(m, (X, X, tok, ln, X.roll(2, 0)[:, None]), n_neg=1, tau=1.0, in_batch=True)
+    torch.testing.assert_close(both, err_loss(m, (X, X, tok, ln), n_neg=2, tau=1.0), atol=1e-5, rtol=1e-5)
