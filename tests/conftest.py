@@ -32,3 +32,17 @@ def _uncached(request, monkeypatch):
     "A test module that sets `UNCACHED = ('erret.rrt', ...)` computes features instead of filling the shared cache with keys of throw-away folders"
     for m in getattr(request.module, 'UNCACHED', ()):
         monkeypatch.setattr(f'{m}.cached', lambda key, fn, folder='features': fn())
+
+
+@pytest.fixture
+def reproduce_quirky(quirky, tmp_path):
+    "`reproduce_quirky(reproduce, format, n_images=60, **kw)`: a paper's smoke preset on its quirky folder -> (results.json, injected quirks, log lines)"
+    import json
+    def run(reproduce, fmt, n_images=60, **kw):
+        root = quirky(fmt, n_images=n_images)
+        injected, logs = json.loads((root / 'erret_quirks.json').read_text()), []
+        reproduce('smoke', data=root, out=tmp_path, device='cpu', log=logs.append, **kw)
+        d = json.loads((tmp_path / 'results.json').read_text())
+        assert all((tmp_path / f).exists() for f in d['figures'])
+        return d, injected, logs
+    return run

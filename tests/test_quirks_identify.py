@@ -31,16 +31,11 @@ def test_read_coco_split_letterboxes_every_image(quirky):
     assert all(w for c in D.captions for w in c) and not any(c != c.strip() for cs in D.captions for c in cs)
 
 
-def test_reproduce_smoke_on_quirky_coco(quirky, tmp_path):
-    root = quirky('coco', n_images=160)
-    q = json.loads((root / 'erret_quirks.json').read_text())
-    logs = []
-    reproduce('smoke', data=root, out=tmp_path, device='cpu', log=logs.append)
-    d = json.loads((tmp_path / 'results.json').read_text())
+def test_reproduce_smoke_on_quirky_coco(reproduce_quirky):
+    d, q, logs = reproduce_quirky(reproduce, 'coco', n_images=160)
     ds = d['dataset']
     assert ds['name'] == 'coco' and ds['n_train'] > 0 and ds['n_test'] > 0
     assert ds['missing_images'] == q['missing_images'] and ds['images_without_captions'] == q['images_without_captions']
     assert any(l.startswith('repaired the data:') and f"{q['missing_images']} missing images" in l for l in logs)
     assert {r['setting'] for r in d['rows']} >= {'pairwise', 'gallery-1k'}
     assert all(0 <= v <= 100 for r in d['rows'] for v in r['metrics'].values())
-    assert all((tmp_path / f).exists() for f in d['figures'])

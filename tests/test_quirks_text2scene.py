@@ -27,15 +27,10 @@ def test_quirky_layouts_are_normalised_and_counted(quirky):
         assert s.text == s.text.strip() and all(0 <= c < len(D.categories) for c in s.classes)
 
 
-def test_reproduce_smoke_on_quirky_coco(quirky, tmp_path):
-    root = quirky('coco', n_images=160)
-    q = json.loads((root / 'erret_quirks.json').read_text())
-    logs = []
-    reproduce('smoke', data=root, out=tmp_path, device='cpu', log=logs.append)
-    d = json.loads((tmp_path / 'results.json').read_text())
+def test_reproduce_smoke_on_quirky_coco(reproduce_quirky):
+    d, q, logs = reproduce_quirky(reproduce, 'coco', n_images=160)
     ds = d['dataset']
     assert ds['name'] == 'coco' and ds['n_train'] > 0 and ds['n_test'] > 0
     assert ds['crowd_annotations_skipped'] == q['crowd_annotations'] and ds['clipped_object_boxes'] == q['object_boxes_outside']
     assert any(l.startswith('repaired the data:') and 'crowd annotations skipped' in l for l in logs)
     assert d['rows'] and all(np.isfinite(v) for r in d['rows'] for v in r['metrics'].values())
-    assert all((tmp_path / f).exists() for f in d['figures'])
