@@ -13,7 +13,7 @@ from typing import ClassVar
 import numpy as np
 import torch, torch.nn as nn, torch.nn.functional as F
 from torch.utils.data import Dataset
-from .core import Config, ErretError, cache_dir, torch_save, get_device, seed_everything, stable_hash
+from .core import Config, ErretError, cache_dir, torch_save, file_lock, get_device, seed_everything, stable_hash
 from .world import World, WorldConfig
 from .encoders import get_backbone, normalize, roi_features
 from .learner import Learner, make_loader
@@ -116,10 +116,15 @@ def pretrained_backbone(cfg: BackboneConfig | None = None, device='auto', retrai
     cfg = cfg or BackboneConfig.from_preset()
     path, device = backbone_path(cfg), get_device(device)
     bb = get_backbone(cfg.arch)
-    if path.exists() and not retrain:
-        ck = torch.load(path, map_location='cpu', weights_only=True)
-        bb.load_state_dict(ck['state_dict']); bb.pretrain_metrics = ck['metrics']
-        return bb.to(device).eval()
+    with file_lock(path.with_suffix('.lock')):                   # parallel test workers: one trains, the others wait and load
+        if path.exists() and not retrain:
+            ck = torch.load(path, map_location='cpu', weights_only=True)
+            bb.load_state_dict(ck['state_dict']); bb.pretrain_metrics = ck['metrics']
+            return bb.to(device).eval()
+        return _pretrain(bb, cfg, path, device, quiet)
+
+def _pretrain(bb, cfg: BackboneConfig, path, device, quiet):
+    "Train `bb` on the pre-training world and save it to `path`"
     seed_everything(cfg.seed); t0 = time.time()
     world = pretrain_world(cfg)
     n_val = max(cfg.n_images // 10, 1)

@@ -4,7 +4,7 @@
 
 # %% auto 0
 __all__ = ['IN_TEST', 'PRESETS', 'default_preset', 'ErretError', 'seed_everything', 'get_device', 'cpu_threads', 'data_dir',
-           'cache_dir', 'atomic_write', 'save_json', 'torch_save', 'stable_hash', 'Config']
+           'cache_dir', 'atomic_write', 'save_json', 'torch_save', 'file_lock', 'stable_hash', 'Config']
 
 # %% ../nbs/00_core.ipynb 2
 import os, sys, json, random, hashlib, tempfile, dataclasses, contextlib
@@ -97,6 +97,17 @@ def save_json(obj, path, **kwargs):
 def torch_save(obj, path):
     "`torch.save` to `path`, atomically"
     with atomic_write(path, 'wb') as f: torch.save(obj, f)
+
+@contextlib.contextmanager
+def file_lock(path):
+    "Hold an exclusive lock on the file `path` for the block, so that processes sharing a cache build a file once (no-op without `fcntl`)"
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+    try: import fcntl
+    except ImportError: yield; return
+    with open(path, 'a') as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try: yield
+        finally: fcntl.flock(f, fcntl.LOCK_UN)
 
 # %% ../nbs/00_core.ipynb 26
 def _jsonable(o):

@@ -278,7 +278,7 @@ def write_vg(out_dir, world: World, items: list | None = None) -> dict:
         rs = []
         c = world.cfg
         for r in describe_regions(it.scene, S, world.rng(it.index, 'regions'), c.n_regions, c.region_objects, c.region_focus,
-                                     p_context=c.region_context):
+                                     p_context=c.region_context, positions=c.region_positions):
             rid += 1; x1, y1, x2, y2 = r.box
             rs.append({'region_id': rid, 'image_id': it.image_id, 'phrase': r.phrase, 'x': x1, 'y': y1, 'width': x2 - x1, 'height': y2 - y1})
         regions.append({'id': it.image_id, 'regions': rs})

@@ -450,6 +450,7 @@ class ERRConfig(Config):
     n_images: int = 3500
     n_regions: int = 20                 # region descriptions per world image
     region_context: float = 0.0         # world option: P(a region box also holds 1-2 unnamed nearby objects); 0: chosen on val
+    region_positions: bool = True       # world option: phrases may name image positions ('in the top left'); chosen on val
     split_fracs: tuple = (0.6, 0.1, 0.3)
     size: int = 64
     output_size: int = 3                # RoIAlign s×s; the fc variant pools it
@@ -497,7 +498,8 @@ def load_err(cfg: ERRConfig, data=None, device='auto', quiet: bool = True) -> ER
     "Build the benchmark from the world (or the VG folder `data`) and cache its region features"
     from erret.backbone import BackboneConfig, pretrained_backbone
     from erret.text import Vocab
-    wkw = {'region_context': cfg.region_context} if cfg.region_context else {}        # 0: the cached default world
+    wkw = {**({'region_context': cfg.region_context} if cfg.region_context else {}),
+           **({} if cfg.region_positions else {'region_positions': False})}             # the defaults: the cached world, same key
     root = world_dataset('vg', n_images=cfg.n_images, size=cfg.size, n_regions=cfg.n_regions, split_fracs=tuple(cfg.split_fracs), **wkw) if data is None else data
     vg = load_vg(root, check_images=data is not None)          # real folders: missing files dropped, bad boxes repaired (counted)
     key = stable_hash(str(getattr(vg, 'root', root)), sorted(r.region_id for rs in vg.regions.values() for r in rs)[:1000], len(vg.images))

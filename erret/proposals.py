@@ -20,7 +20,7 @@ from torchvision.ops import box_iou
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.rpn import RPNHead, RegionProposalNetwork, concat_box_prediction_layers
 from torchvision.models.detection.image_list import ImageList
-from .core import Config, ErretError, cache_dir, torch_save, get_device, seed_everything, stable_hash
+from .core import Config, ErretError, cache_dir, torch_save, file_lock, get_device, seed_everything, stable_hash
 from .datasets import VGData, load_vg, world_dataset, read_images, to_frame, from_frame
 from .encoders import normalize
 from .backbone import BackboneConfig, pretrained_backbone, images_to_tensor
@@ -278,10 +278,15 @@ def pretrained_rpn(cfg: ProposalConfig | None = None, device='auto', retrain: bo
     if targets not in RPN_TARGETS: raise ErretError(f"targets={targets!r}; expected one of {RPN_TARGETS}")
     path, device = rpn_path(cfg, targets), get_device(device)
     backbone = pretrained_backbone(BackboneConfig.from_preset(cfg.backbone_preset), device=device, quiet=quiet)
-    if path.exists() and not retrain:
-        ck = torch.load(path, map_location='cpu', weights_only=True)
-        rpn = RPN(backbone, cfg); rpn.load_state_dict(ck['state_dict']); rpn.metrics = ck['metrics']
-        return rpn.to(device).eval()
+    with file_lock(path.with_suffix('.lock')):                   # parallel workers: one trains, the others wait and load
+        if path.exists() and not retrain:
+            ck = torch.load(path, map_location='cpu', weights_only=True)
+            rpn = RPN(backbone, cfg); rpn.load_state_dict(ck['state_dict']); rpn.metrics = ck['metrics']
+            return rpn.to(device).eval()
+        return _train_and_save_rpn(backbone, cfg, path, targets, device, quiet)
+
+def _train_and_save_rpn(backbone, cfg: ProposalConfig, path, targets: str, device, quiet) -> RPN:
+    "Train the RPN on the world's VG output, evaluate it and save it to `path`"
     data = load_vg(world_dataset('vg', n_images=cfg.n_images, seed=cfg.world_seed, size=cfg.size), check_images=False)
     t0 = time.time()
     rpn = train_rpn(data, training_boxes(data, 'train', targets), backbone, cfg, device, quiet)

@@ -304,11 +304,14 @@ def _rel_phrase(objs, a_ids, b_ids, rng, focus='relation'):
     rel = sorted(common)[int(rng.integers(len(common)))]
     return _np(objs, a_ids, rng, focus) + _pick(rng, REL_WORDS[rel]).split() + _np(objs, b_ids, rng, focus)
 
-def _region_words(objs, ids, rng, focus):
-    "Words describing objects `ids` (first = anchor) with the given focus"
+def _region_words(objs, ids, rng, focus, positions: bool = True):
+    "Words describing objects `ids` (first = anchor) with the given focus; `positions=False` drops where in the image they are (same draws)"
+    def where(cell):
+        ws = _pick(rng, CELL_WORDS[cell]).split()
+        return ws if positions else []
     if len(ids) == 1:
         ws = _np(objs, ids, rng, 'attributes' if focus == 'relation' else focus, bare=focus == 'objects' and rng.random() < 0.5)
-        if focus == 'objects' or rng.random() < 0.3: ws = ws + _pick(rng, CELL_WORDS[grid_cell(*_centre(objs, ids))]).split()
+        if focus == 'objects' or rng.random() < 0.3: ws = ws + where(grid_cell(*_centre(objs, ids)))
         return ws
     if focus == 'relation':
         a, rest = [ids[0]], list(ids[1:])
@@ -329,7 +332,7 @@ def _region_words(objs, ids, rng, focus):
             if ws is not None: return ws + ['and'] + _np(objs, gs[1], rng, focus)
         focus = 'attributes'
     ws = _listing(objs, groups(objs, ids), rng, focus)
-    if focus == 'objects': ws = ws + _pick(rng, CELL_WORDS[objs[ids[0]].cell]).split()      # where the anchor is
+    if focus == 'objects': ws = ws + where(objs[ids[0]].cell)                             # where the anchor is
     return ws
 
 def region_box(boxes: np.ndarray, size: int, rng, min_area: float = 0.1) -> tuple:
@@ -358,9 +361,11 @@ def _pick_objects(objs, rng, m):
     return [a] + near[:m - 1]
 
 def describe_regions(scene: Scene, size: int = 64, rng=None, n: int = 10, p_objects=(0.15, 0.4, 0.45),
-                     p_focus=(0.2, 0.35, 0.45), max_tries: int = 4, p_context: float = 0.0) -> list[Region]:
+                     p_focus=(0.2, 0.35, 0.45), max_tries: int = 4, p_context: float = 0.0,
+                     positions: bool = True) -> list[Region]:
     """`n` region descriptions of `scene` (distinct phrases when possible); `p_objects`: P(1, 2, 3 objects).
-    `p_context`: probability that the box also takes in the 1 or 2 (equally likely) unnamed objects nearest the named ones, as real VG boxes do"""
+    `p_context`: probability that the box also takes in the 1 or 2 (equally likely) unnamed objects nearest the named ones, as real VG boxes do;
+    `positions=False`: no words for where in the image objects are (a region feature cannot see it)"""
     rng = rng if rng is not None else np.random.default_rng(0)
     objs, N = scene.objects, len(scene.objects)
     if N == 0: return []
@@ -372,7 +377,7 @@ def describe_regions(scene: Scene, size: int = 64, rng=None, n: int = 10, p_obje
         m = 1 + int(rng.choice(len(pm), p=pm))
         ids = _pick_objects(objs, rng, m)
         focus = FOCI[int(rng.choice(3, p=p_focus))]
-        phrase = ' '.join(_region_words(objs, ids, rng, focus))
+        phrase = ' '.join(_region_words(objs, ids, rng, focus, positions))
         if phrase in seen: continue
         seen.add(phrase)
         in_box = list(ids)
@@ -629,6 +634,7 @@ class WorldConfig(Config):
     region_objects: tuple = (0.15, 0.4, 0.45)  # P(a region holds 1, 2, 3 objects)
     region_focus: tuple = (0.2, 0.35, 0.45)    # P(objects, attributes, relation focus)
     region_context: float = 0.0                # P(a region box also holds 1-2 nearby objects its phrase does not name)
+    region_positions: bool = True              # region phrases may say where in the image objects are ('in the top left')
     n_captions: int = 5
     _full: ClassVar[dict] = dict(n_images=5000, size=128)
     _smoke: ClassVar[dict] = dict(n_images=64)
@@ -691,7 +697,7 @@ class World:
     def regions(self, i: int, n: int | None = None, size: int | None = None) -> list[Region]:
         c = self.cfg
         return describe_regions(self.scene(i), size or c.size, self.rng(i, 'regions'), n or c.n_regions, c.region_objects, c.region_focus,
-                               p_context=c.region_context)
+                               p_context=c.region_context, positions=c.region_positions)
     def entity_captions(self, i: int, n: int | None = None, size: int | None = None) -> list[Sentence]:
         return entity_captions(self.scene(i), size or self.cfg.size, self.rng(i, 'captions'), n or self.cfg.n_captions)
     def captions(self, i: int, n: int | None = None) -> list[str]: return [s.text for s in self.entity_captions(i, n)]
