@@ -135,6 +135,51 @@ def test_region_statistics_for_err():
     assert {r.focus for _, r in multi} == set(FOCI)
 
 
+ERR_QUICK = dict(n_images=3500, n_regions=20, split_fracs=(0.6, 0.1, 0.3))
+
+
+def test_region_context_off_is_the_old_world():
+    "region_context = 0 (the default) gives byte-identical regions and VG files to the world before the option (commit 8102cd1)"
+    import hashlib, json
+    w = World(WorldConfig(**ERR_QUICK))
+    rows = [[list(r.box), r.phrase, list(r.object_ids), r.focus] for i in range(100) for r in w.regions(i)]
+    assert len(rows) == 1987
+    assert hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16] == '8dd4f70e6f87ecf6'    # measured with the old world.py
+    explicit = World(WorldConfig(**ERR_QUICK, region_context=0.0))
+    assert all(w.regions(i) == explicit.regions(i) for i in range(30))
+    rng = np.random.default_rng(11)
+    for k in range(30):
+        s = make_scene(rng)
+        assert describe_regions(s, 64, np.random.default_rng(k), n=12) == describe_regions(s, 64, np.random.default_rng(k), n=12, p_context=0.0)
+
+
+def test_region_context_vg_file_unchanged(tmp_path):
+    "write_vg's region_descriptions.json at the default region_context is the old file byte for byte"
+    import hashlib
+    datasets = pytest.importorskip('erret.datasets')
+    datasets.write_vg(tmp_path, World(WorldConfig(**{**ERR_QUICK, 'n_images': 30})))
+    assert hashlib.sha256((tmp_path / 'region_descriptions.json').read_bytes()).hexdigest()[:16] == 'b9c2d04dd7e492e9'
+
+
+def test_region_context_adds_unnamed_objects():
+    "At region_context = 1 every box of a scene with an undescribed object holds one; phrases still name 1-3 objects"
+    rng = np.random.default_rng(4)
+    for k in range(60):
+        s = make_scene(rng); ob = object_boxes(s, 64)
+        for r in describe_regions(s, 64, np.random.default_rng(k), n=10, p_context=1.0):
+            x1, y1, x2, y2 = r.box
+            assert 0 <= x1 < x2 <= 64 and 0 <= y1 < y2 <= 64 and 1 <= len(r.object_ids) <= 3
+            inside = [j for j in range(len(s)) if ob[j, 0] >= x1 - 1 and ob[j, 2] <= x2 + 1 and ob[j, 1] >= y1 - 1 and ob[j, 3] <= y2 + 1]
+            assert set(r.object_ids) <= set(inside)
+            if len(s) > len(r.object_ids): assert set(inside) - set(r.object_ids)
+    stats = [region_stats(World(WorldConfig(**ERR_QUICK, region_context=c)), 150) for c in (0.0, 0.5, 1.0)]
+    un = [s['all']['boxes with an unnamed object'] for s in stats]
+    named = [s['all']['named fraction'] for s in stats]
+    assert un[0] < 25 < un[1] - 20 < un[2] - 50, un          # about 17, 51, 85 %
+    assert named[0] > 0.88 and named[0] > named[1] > named[2] and named[2] < 0.68, named
+    assert max(abs(s['all']['named per box'] - stats[0]['all']['named per box']) for s in stats) < 0.1   # phrases name as many objects as before
+    for s in stats: assert set(s) == {'all', *FOCI}
+
 def test_err_pairs_and_sets():
     "Pairs with BLEU-2 > 0.7 and METEOR > 0.6 exist in numbers; their connected sets stay small"
     text = pytest.importorskip('erret.text')
