@@ -4,7 +4,8 @@
 
 # %% auto 0
 __all__ = ['BackboneConfig', 'pretrain_world', 'images_to_tensor', 'ObjectLabels', 'collate_objects', 'PretrainNet',
-           'pretrain_loss', 'object_accuracy', 'backbone_path', 'pretrained_backbone', 'feature_maps', 'cached']
+           'pretrain_loss', 'object_accuracy', 'backbone_path', 'pretrained_backbone', 'feature_maps', 'cached',
+           'weights_hash']
 
 # %% ../nbs/06a_backbone.ipynb 3
 import time
@@ -156,3 +157,7 @@ def cached(key: str, fn, folder: str = 'features'):
     if path.exists(): return torch.load(path, map_location='cpu', weights_only=False)
     obj = fn(); torch_save(obj, path)
     return obj
+
+def weights_hash(module: nn.Module, n: int = 4) -> str:
+    "A short fingerprint of `module`'s first `n` weight tensors: part of a cache key, so features follow the weights they came from"
+    return stable_hash(*[p.detach().cpu().numpy().tobytes() for p in module.state_dict().values()][:n])

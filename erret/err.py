@@ -6,7 +6,7 @@
 __all__ = ['STOP', 'METHODS', 'RELATION_WORDS', 'ATTRIBUTE_WORDS', 'LESSON_KINDS', 'LESSON_METHODS', 'TABLE2', 'object_vocab',
            'count_mentions', 'keep_mentions', 'box_area', 'keep_area', 'dedup_iou', 'content_words', 'candidate_pairs',
            'pair_regions', 'ERRQuery', 'merge_sets', 'image_split', 'make_queries', 'ERRBenchmark', 'build_benchmark',
-           'plot_region_sizes', 'tile', 'conv', 'language_gate', 'compose_residual', 'GRN', 'grn_pairs',
+           'plot_region_sizes', 'tile', 'conv', 'gate', 'language_gate', 'compose_residual', 'GRN', 'grn_pairs',
            'region_features', 'lstm_pairs', 'ERRModel', 'repeat_text', 'err_loss', 'score_queries', 'n_cores',
            'rank_queries', 'ERRConfig', 'ERRData', 'load_err', 'OneTargetPerQuery', 'gt_groups', 'train_err',
            'query_sample', 'eval_queries', 'rank_metrics', 'evaluate_gt', 'phrase_focus', 'box_objects',
@@ -31,7 +31,7 @@ from .text import tokenize, pairwise_bleu, meteor
 from .world import SHAPE_WORDS, COLOUR_WORDS, SIZE_WORDS, TEXTURE_WORDS, FOCI, SHAPES, COLOURS, make_scene, render
 from .datasets import VGRegion, VGData, load_vg, world_dataset, read_images, to_frame, from_frame, merge_repairs, describe_repairs
 from .encoders import roi_features
-from .backbone import feature_maps, images_to_tensor, cached
+from .backbone import feature_maps, images_to_tensor, cached, weights_hash
 from .core import stable_hash, Config, default_preset, get_device, cpu_threads
 from .losses import set_softmax_loss, soft_triplet_loss
 from typing import ClassVar
@@ -229,10 +229,14 @@ def conv(W: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     if x.shape[-2:] == (1, 1) and W.kernel_size == (1, 1): return F.linear(x.flatten(1), W.weight.flatten(1), W.bias)[..., None, None]
     return W(x)
 
+def gate(X: torch.Tensor, L: torch.Tensor, W_g1: nn.Module, W_g2: nn.Module) -> torch.Tensor:
+    "Eq. 1's gate `σ(W_g2 * ReLU(W_g1 * [X, L]))`, one value per channel and position: `(B, C, H, W)`"
+    XL = torch.cat([X, tile(L, *X.shape[-2:])], 1)                 # (B, C+D, H, W)
+    return torch.sigmoid(conv(W_g2, F.relu(conv(W_g1, XL))))
+
 def language_gate(X: torch.Tensor, L: torch.Tensor, W_g1: nn.Module, W_g2: nn.Module) -> torch.Tensor:
     "Eq. 1: `σ(W_g2 * ReLU(W_g1 * [X, L])) ⊙ X`, X `(B, C, H, W)`, L `(B, D)`"
-    XL = torch.cat([X, tile(L, *X.shape[-2:])], 1)                 # (B, C+D, H, W)
-    return torch.sigmoid(conv(W_g2, F.relu(conv(W_g1, XL)))) * X
+    return gate(X, L, W_g1, W_g2) * X
 
 # %% ../nbs/10_err.ipynb 35
 def compose_residual(X: torch.Tensor, L: torch.Tensor, W_r1: nn.Module, W_r2: nn.Module) -> torch.Tensor:
@@ -293,7 +297,7 @@ def region_features(data: VGData, regions: list, backbone: nn.Module, output_siz
             out[[k for ix in idx for k in ix]] = f.to(torch.float16)
         return out
     if not cache: return compute()
-    w = stable_hash(*[p.detach().cpu().numpy().tobytes() for p in backbone.state_dict().values()][:4])
+    w = weights_hash(backbone)
     lb = ['letterbox'] if any(im.declared not in (None, (size, size)) for im in data.images) else []   # world keys unchanged
     return cached(f"err-{stable_hash(str(data.root), [r.region_id for r in regions], output_size, w, *lb)}", compute)
 
@@ -709,7 +713,7 @@ def lesson_data(backbone: nn.Module, n_train: int = 2000, n_eval: int = 300, n_n
     def compute():
         fm = feature_maps(backbone, images_to_tensor([render(s, size) for s in scenes]), device=device).float()
         return F.adaptive_avg_pool2d(fm, output_size).to(torch.float16)
-    w = stable_hash(*[p.detach().cpu().numpy().tobytes() for p in backbone.state_dict().values()][:4])
+    w = weights_hash(backbone)
     feats = cached(f"err-lesson-{stable_hash('lesson-v1', n_train, n_eval, n_neg_train, n_cand, seed, size, output_size, w)}", compute)
     return LessonData(feats, scenes, queries, Vocab.build([q.phrase for q in queries['train']]))
 
@@ -762,8 +766,8 @@ def run_lesson(L: LessonData, cfg: ERRConfig, seed: int = 0, methods=LESSON_METH
 @torch.no_grad()
 def gate_values(model: ERRModel, X: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     "Eq. 1's gate of a GRN `model` for regions X `(N, C, s, s)` under their texts, averaged over the map -> `(N, Cp)`"
-    P = model.prepare(X.float()); L, = model.encode_text(tokens, lengths); g = model.grn
-    return torch.sigmoid(conv(g.W_g2, F.relu(conv(g.W_g1, torch.cat([P, tile(L, *P.shape[-2:])], 1))))).mean((2, 3))
+    P = model.prepare(X.float()); L, = model.encode_text(tokens, lengths)
+    return gate(P, L, model.grn.W_g1, model.grn.W_g2).mean((2, 3))
 
 def channel_selectivity(x: torch.Tensor, labels) -> torch.Tensor:
     "η² per channel: the fraction of each channel's variance over the N samples explained by `labels`; x `(N, C)` -> `(C,)`"
@@ -792,9 +796,9 @@ def gate_probe(model: ERRModel, L: LessonData, backbone: nn.Module, n_probe: int
     eta = {a: channel_selectivity(P, [getattr(s.objects[0], a) for s in ps]) for a in ('colour', 'shape')}
     qs = L.queries[split]; kind = np.array([q.kind for q in qs])
     G = gate_values(model, L.feats[[q.row for q in qs]], *numericalize([q.phrase for q in qs], L.vocab))
-    gate = {k: G[torch.from_numpy(kind == k)].mean(0) for k in LESSON_KINDS}
-    x, y = (eta['colour'] - eta['shape']).numpy(), (gate['colour'] - gate['shape']).numpy()
-    return {'eta': eta, 'gate': gate, 'x': x, 'y': y, 'r': float(np.corrcoef(x, y)[0, 1])}
+    mean_gate = {k: G[torch.from_numpy(kind == k)].mean(0) for k in LESSON_KINDS}
+    x, y = (eta['colour'] - eta['shape']).numpy(), (mean_gate['colour'] - mean_gate['shape']).numpy()
+    return {'eta': eta, 'gate': mean_gate, 'x': x, 'y': y, 'r': float(np.corrcoef(x, y)[0, 1])}
 
 def plot_gate_probe(gp: dict, ax=None):
     "Scatter: per channel, colour-vs-shape selectivity against the gate's colour-vs-shape preference"
@@ -839,7 +843,7 @@ def proposals_for(E: ERRData, cfg: ERRConfig, device='cpu', quiet: bool = True) 
     by_split = defaultdict(lambda: defaultdict(list))
     for r in E.bench.regions: by_split[E.bench.split_of(r.image_id)][r.image_id].append(r.box)
     train = {i: torch.tensor(b, dtype=torch.float32) for i, b in by_split['train'].items()}
-    key = stable_hash(E.key, pc.hash(), stable_hash(*[p.detach().cpu().numpy().tobytes() for p in E.backbone.state_dict().values()][:4]))
+    key = stable_hash(E.key, pc.hash(), weights_hash(E.backbone))
     rpn = RPN(E.backbone, pc)
     rpn.load_state_dict(cached(f'err-rpn-{key}', lambda: train_rpn(E.data, train, E.backbone, pc, device, quiet).state_dict(), folder='err'))
     ids = sorted(i for s in ('train', 'test') for i in by_split[s])
