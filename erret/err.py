@@ -9,13 +9,14 @@ __all__ = ['STOP', 'METHODS', 'RELATION_WORDS', 'ATTRIBUTE_WORDS', 'LESSON_KINDS
            'plot_region_sizes', 'tile', 'conv', 'gate', 'language_gate', 'compose_residual', 'GRN', 'grn_pairs',
            'region_features', 'lstm_pairs', 'ERRModel', 'repeat_text', 'err_loss', 'score_queries', 'n_cores',
            'rank_queries', 'ERRConfig', 'ERRData', 'load_err', 'OneTargetPerQuery', 'gt_groups', 'train_err',
-           'query_sample', 'eval_queries', 'rank_metrics', 'evaluate_gt', 'phrase_focus', 'box_objects',
-           'unnamed_objects', 'query_groups', 'group_rows', 'object_key', 'content_negative_groups', 'LessonQuery',
-           'lesson_phrase', 'lesson_scenes', 'LessonData', 'lesson_data', 'lesson_groups', 'evaluate_lesson',
-           'lesson_config', 'run_lesson', 'gate_values', 'channel_selectivity', 'probe_scenes', 'probe_features',
-           'gate_probe', 'plot_gate_probe', 'plot_lesson_examples', 'ERRProposals', 'proposals_for', 'rpn_groups',
-           'evaluate_rpn', 'rpn_rows', 'top_results', 'plot_err_results', 'err_explorer', 'two_stage_scores',
-           'bench_err_scoring', 'queries_setting', 'run_seed', 'reproduce']
+           'query_sample', 'eval_queries', 'query_scores', 'ranks_metrics', 'rank_metrics', 'gt_setup', 'evaluate_gt',
+           'phrase_focus', 'box_objects', 'unnamed_objects', 'query_groups', 'group_rows', 'object_key',
+           'content_negative_groups', 'text_only_groups', 'phrase_information', 'LessonQuery', 'lesson_phrase',
+           'lesson_scenes', 'LessonData', 'lesson_data', 'lesson_groups', 'evaluate_lesson', 'lesson_config',
+           'run_lesson', 'gate_values', 'channel_selectivity', 'probe_scenes', 'probe_features', 'gate_probe',
+           'plot_gate_probe', 'plot_lesson_examples', 'ERRProposals', 'proposals_for', 'rpn_groups', 'evaluate_rpn',
+           'rpn_rows', 'top_results', 'plot_err_results', 'err_explorer', 'two_stage_scores', 'bench_err_scoring',
+           'queries_setting', 'run_seed', 'reproduce']
 
 # %% ../nbs/10_err.ipynb 2
 import math, os, time, re
@@ -556,25 +557,40 @@ def eval_queries(E: ERRData, split: str, max_queries: int | None) -> list:
     if not qs: raise ErretError(f"evaluate: the benchmark has no {split!r} queries ({E.bench}); build it from more images")
     return qs
 
-def rank_metrics(model: ERRModel, E: ERRData, qs: list, Xg: torch.Tensor, g_images: torch.Tensor, targets: list,
-                 device='cpu', shuffle_text: bool = False) -> tuple[dict, np.ndarray]:
-    "Score queries `qs` (their regions, their phrases) against candidates Xg `(G, C, s, s)`; R@1/10/50/100, med r and ranks"
+def query_scores(model: ERRModel, E: ERRData, qs: list, Xg: torch.Tensor, device='cpu', shuffle_text: bool = False,
+                 text_only: bool = False) -> torch.Tensor:
+    "`(Q, G)` scores of queries `qs` (their regions, their phrases) against candidates Xg; `shuffle_text`: each query gets the next one's phrase; `text_only`: zero region features"
     from erret.text import numericalize
-    from erret.metrics import recall_at_k, median_rank
     phrases = [q.query.phrase for q in qs]
-    if shuffle_text: phrases = phrases[1:] + phrases[:1]                          # each query gets the next query's phrase
+    if shuffle_text: phrases = phrases[1:] + phrases[:1]
     qt, ql = numericalize(phrases, E.vocab)
-    S = score_queries(model, E.feats[[E.pos[q.query.region_id] for q in qs]], Xg, qt, ql, device=device)
-    ranks = rank_queries(S, targets, torch.tensor([q.query.image_id for q in qs]), g_images)
-    return {**recall_at_k(ranks, (1, 10, 50, 100)), 'med r': median_rank(ranks)}, ranks
+    Xq = E.feats[[E.pos[q.query.region_id] for q in qs]]
+    return score_queries(model, torch.zeros_like(Xq) if text_only else Xq, Xg, qt, ql, device=device)
 
-def evaluate_gt(model: ERRModel, E: ERRData, split: str = 'test', max_queries: int | None = None, device='cpu',
-                shuffle_text: bool = False) -> tuple[dict, np.ndarray]:
-    "R@1/10/50/100 and med r of `model` on the split's queries, candidates = the split's GT regions; also the ranks"
+def ranks_metrics(ranks: np.ndarray) -> dict:
+    "R@1/10/50/100 and med r of 1-based ranks"
+    from erret.metrics import recall_at_k, median_rank
+    return {**recall_at_k(ranks, (1, 10, 50, 100)), 'med r': median_rank(ranks)}
+
+def rank_metrics(model: ERRModel, E: ERRData, qs: list, Xg: torch.Tensor, g_images: torch.Tensor, targets: list,
+                 device='cpu', shuffle_text: bool = False, text_only: bool = False) -> tuple[dict, np.ndarray]:
+    "Score queries `qs` against candidates Xg `(G, C, s, s)`; R@1/10/50/100, med r and ranks"
+    S = query_scores(model, E, qs, Xg, device, shuffle_text, text_only)
+    ranks = rank_queries(S, targets, torch.tensor([q.query.image_id for q in qs]), g_images)
+    return ranks_metrics(ranks), ranks
+
+def gt_setup(E: ERRData, split: str, max_queries: int | None = None) -> tuple:
+    "The split's queries, candidate rows of `E.feats`, each query's target indices into them, candidates' image ids"
     qs = eval_queries(E, split, max_queries)
     g = E.split_regions(split); gpos = {k: i for i, k in enumerate(g)}
     targets = [[gpos[E.pos[t.region_id]] for t in q.targets] for q in qs]
-    return rank_metrics(model, E, qs, E.feats[g], torch.tensor([E.bench.regions[k].image_id for k in g]), targets, device, shuffle_text)
+    return qs, g, targets, torch.tensor([E.bench.regions[k].image_id for k in g])
+
+def evaluate_gt(model: ERRModel, E: ERRData, split: str = 'test', max_queries: int | None = None, device='cpu',
+                shuffle_text: bool = False, text_only: bool = False) -> tuple[dict, np.ndarray]:
+    "R@1/10/50/100 and med r of `model` on the split's queries, candidates = the split's GT regions; also the ranks"
+    qs, g, targets, g_images = gt_setup(E, split, max_queries)
+    return rank_metrics(model, E, qs, E.feats[g], g_images, targets, device, shuffle_text, text_only)
 
 # %% ../nbs/10_err.ipynb 75
 RELATION_WORDS = frozenset({'above', 'over', 'below', 'under', 'beneath', 'near', 'beside', 'between', 'behind', 'on top of',
@@ -649,6 +665,32 @@ def content_negative_groups(E: ERRData, k: int = 3, seed: int = 0, inside: float
     return out
 
 # %% ../nbs/10_err.ipynb 81
+def text_only_groups(E: ERRData) -> list:
+    "`gt_groups` with the query region's features zeroed: a GRN trained on them scores candidates from the phrase alone"
+    return [[(torch.zeros_like(xq), xt, tok, ln) for xq, xt, tok, ln in g] for g in gt_groups(E)]
+
+def phrase_information(E: ERRData, cfg: ERRConfig, seeds=(0, 1, 2), lams=(0.1, 0.25, 0.5, 1.0), text_epochs: int | None = None,
+                       device='cpu', log=print) -> dict:
+    """R@10 per seed of Visual Feature, a text-only GRN (`text_epochs`, default 5 × `cfg.epochs`) and their fusion
+    `S_VF + λ S_text` on 'val' and 'test', each also with shuffled phrases; `lambda`: the λ of `lams` best on val"""
+    from erret.metrics import recall_at_k
+    r = {sp: defaultdict(list) for sp in ('val', 'test')}
+    for seed in seeds:
+        vf = train_err(E, cfg, 'Visual Feature', seed=seed, device=device)
+        to = train_err(E, cfg.replace(epochs=text_epochs or 5 * cfg.epochs), 'GRN', seed=seed, device=device, groups=text_only_groups(E))
+        for sp in r:
+            qs, g, targets, g_images = gt_setup(E, sp)
+            r10 = lambda S: recall_at_k(rank_queries(S, targets, torch.tensor([q.query.image_id for q in qs]), g_images), (10,))['R@10']
+            Sv = query_scores(vf, E, qs, E.feats[g], device)
+            St, Ss = (query_scores(to, E, qs, E.feats[g], device, shuffle_text=sh, text_only=True) for sh in (False, True))
+            r[sp]['Visual Feature'].append(r10(Sv)); r[sp]['text only'].append(r10(St)); r[sp]['text only, shuffled'].append(r10(Ss))
+            for lam in lams:
+                r[sp][f'fused λ={lam}'].append(r10(Sv + lam * St)); r[sp][f'fused λ={lam}, shuffled'].append(r10(Sv + lam * Ss))
+        log(f"seed {seed}: " + ', '.join(f'{k} {v[-1]:.1f}' for k, v in r['test'].items() if 'λ' not in k))
+    lam = max(lams, key=lambda l: np.mean(r['val'][f'fused λ={l}']))
+    return {'lambda': lam, 'val': dict(r['val']), 'test': dict(r['test'])}
+
+# %% ../nbs/10_err.ipynb 85
 LESSON_KINDS = ('colour', 'shape', 'both')     # which aspect of object A the phrase names
 
 @dataclass
@@ -690,7 +732,7 @@ def lesson_scenes(n_queries: int, n_pos: int = 1, n_neg: int = 3, seed: int = 0)
         qs.append(LessonQuery(q, lesson_phrase(a, kind, rng), kind, a, b, pos + neg, n_pos))
     return scenes, qs
 
-# %% ../nbs/10_err.ipynb 84
+# %% ../nbs/10_err.ipynb 88
 @dataclass
 class LessonData:
     "The lesson's features `(N, C, s, s)` of every scene, the scenes, queries per split and the training vocabulary"
@@ -740,7 +782,7 @@ def evaluate_lesson(model: ERRModel, L: LessonData, split: str = 'test', shuffle
     acc = np.mean([(sub[i, P[i]][:, None] > sub[i, ~P[i]][None]).mean() for i in range(len(qs))])
     return {**recall_at_k(first_positive_rank(sub, P), ks), 'pair acc': 100 * float(acc)}
 
-# %% ../nbs/10_err.ipynb 87
+# %% ../nbs/10_err.ipynb 91
 LESSON_METHODS = ('Visual Feature', 'Visual-Language Concat Feature', 'GRN w/o Residual Layer', 'GRN')
 
 def lesson_config(cfg: ERRConfig) -> ERRConfig:
@@ -762,7 +804,7 @@ def run_lesson(L: LessonData, cfg: ERRConfig, seed: int = 0, methods=LESSON_METH
             rows.append(make_row('GRN (shuffled query text)', 'lesson', **res))
     return rows, models
 
-# %% ../nbs/10_err.ipynb 90
+# %% ../nbs/10_err.ipynb 94
 @torch.no_grad()
 def gate_values(model: ERRModel, X: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     "Eq. 1's gate of a GRN `model` for regions X `(N, C, s, s)` under their texts, averaged over the map -> `(N, Cp)`"
@@ -812,7 +854,7 @@ def plot_gate_probe(gp: dict, ax=None):
     ax.figure.tight_layout()
     return ax
 
-# %% ../nbs/10_err.ipynb 93
+# %% ../nbs/10_err.ipynb 97
 def plot_lesson_examples(model: ERRModel, L: LessonData, queries=(0, 1, 2), split: str = 'test', size: int = 64):
     "For a few lesson queries: the query scene with its phrase, then its candidates in the order `model` ranks them"
     from erret.text import numericalize
@@ -827,7 +869,7 @@ def plot_lesson_examples(model: ERRModel, L: LessonData, queries=(0, 1, 2), spli
         ok.append([j < q.n_pos for j in order]); sc.append([float(S[j]) for j in order])
     return retrieval_grid(ims, res, ok, query_titles=[f'"{q.phrase}"' for q in qs], scores=sc)
 
-# %% ../nbs/10_err.ipynb 96
+# %% ../nbs/10_err.ipynb 100
 @dataclass
 class ERRProposals:
     "Proposals of every benchmark image as pseudo-regions, their features `(P, C, s, s)` and split lists"
@@ -917,7 +959,7 @@ def rpn_rows(E: ERRData, cfg: ERRConfig, R: ERRProposals, seed: int, device='cpu
         rows.append(make_row(m, setting, **res))
     return rows
 
-# %% ../nbs/10_err.ipynb 99
+# %% ../nbs/10_err.ipynb 103
 def top_results(model: ERRModel, E: ERRData, split: str = 'test', queries=None, k: int = 5, device='cpu'):
     "For queries (indices into the split's queries): top-k candidate rows of `E.feats` and hit flags"
     from erret.text import numericalize
@@ -942,7 +984,7 @@ def plot_err_results(model: ERRModel, E: ERRData, split: str = 'test', queries=N
                           query_titles=[qs[i].query.phrase for i in queries], query_boxes=[qs[i].query.box for i in queries],
                           boxes=[[E.bench.regions[r].box for r in row] for row in rows], style='err')
 
-# %% ../nbs/10_err.ipynb 102
+# %% ../nbs/10_err.ipynb 106
 def err_explorer(model: ERRModel, E: ERRData, split: str = 'test', k: int = 5, max_queries: int | None = 200, device='cpu'):
     "An ipywidgets `RetrievalExplorer` over the split's queries and GT candidates"
     from erret.widgets import RetrievalExplorer
@@ -958,7 +1000,7 @@ def err_explorer(model: ERRModel, E: ERRData, split: str = 'test', k: int = 5, m
                              query_titles=[q.query.phrase for q in qs], gallery_titles=[E.bench.regions[j].phrase for j in g],
                              query_boxes=[q.query.box for q in qs], gallery_boxes=[E.bench.regions[j].box for j in g], style='err')
 
-# %% ../nbs/10_err.ipynb 105
+# %% ../nbs/10_err.ipynb 109
 @torch.no_grad()
 def two_stage_scores(model: ERRModel, Xq: torch.Tensor, Xg: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor,
                      M: int = 1000, device='cpu') -> torch.Tensor:
@@ -977,7 +1019,7 @@ def two_stage_scores(model: ERRModel, Xq: torch.Tensor, Xg: torch.Tensor, tokens
         S[q, idx] = (model.embed_pairs(P[idx.to(P.device)], tuple(t[q:q + 1] for t in T))[0] @ eq[q]).cpu()   # stage 2
     return S
 
-# %% ../nbs/10_err.ipynb 108
+# %% ../nbs/10_err.ipynb 112
 from .bench import register_bench, bench_entry
 
 @register_bench('err_scoring')
@@ -1018,7 +1060,7 @@ def bench_err_scoring(quick: bool = False, n_candidates: int | None = None, n_qu
                                n_test_candidates=len(gi), exhaustive_R10=r_ex, two_stage_R10=r_2s, definition='R@10 exhaustive - R@10 two-stage (M = G/10)'))
     return out
 
-# %% ../nbs/10_err.ipynb 111
+# %% ../nbs/10_err.ipynb 115
 TABLE2 = ('Visual Feature', 'Visual-Language LSTM Feature', 'Visual-Language Concat Feature', 'GRN w/o Residual Layer', 'GRN')
 
 def queries_setting(base: str, n: int, total: int) -> str:
