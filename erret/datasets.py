@@ -993,7 +993,7 @@ def load_mit_states(root) -> MITStates:
 
 # %% ../nbs/02_datasets.ipynb 59
 import pickle
-from .world import difficulty
+from .world import view_level
 
 def _gld_id(seed: int, k: int, j: int) -> str:
     return hashlib.sha1(f'erret-gld-{seed}-{k}-{j}'.encode()).hexdigest()[:16]
@@ -1008,13 +1008,13 @@ def write_roxford(out_dir, world: World, n_views: int = 6, name: str = 'roxford5
     for k in range(len(world)):
         sp, views = world.split(k), world.views(k, n_views)
         if sp == 'train':                                                   # a 'clean' set (as GLDv2-clean): the scene + its non-junk views
-            for j, sc in enumerate([world.scene(k)] + [v.scene for v in views if difficulty(v.change) != 'junk']):
+            for j, sc in enumerate([world.scene(k)] + [v.scene for v in views if view_level(v) != 'junk']):
                 i = _gld_id(seed, k, j); _write_bytes(_gld_path(out, i), _encode(render(sc, S))); train_rows.append(f'{i},,{k}')
             continue
         ids = {'easy': [], 'hard': [], 'junk': []}
         for j, v in enumerate(views):
             nm = f'scene{k:05d}_v{j}'; _write_bytes(out / 'jpg' / f'{nm}.jpg', _encode(render(v.scene, S)))
-            ids[difficulty(v.change)].append(len(imlist)); imlist.append(nm)
+            ids[view_level(v)].append(len(imlist)); imlist.append(nm)
         if sp == 'test':
             sc = world.scene(k); nm = f'scene{k:05d}_q'
             _write_bytes(out / 'jpg' / f'{nm}.jpg', _encode(render(sc, S)))

@@ -157,8 +157,15 @@ class ExcitationBackprop:
                   contrastive: bool = False,          # c-MWP: target map minus the negated classifier's map, clipped at 0
                   attribute_to_layer_input: bool = False,
                   top_signal: torch.Tensor | None = None,  # instead of `target`: P at the top layer's output (>= 0)
-                  additional_forward_args=None):      # more model arguments that carry no attribution
+                  additional_forward_args=None,       # more model arguments that carry no attribution
+                  contrast=None):                     # inputs of a contrast example (e.g. the caption without a phrase): max(0, map - its map)
         "MWP (or c-MWP) at `layer`, shaped like its output (input); a list for a list of layers"
+        if contrast is not None:                                                # our phrase-contrastive extension (see below)
+            kw = dict(target=target, contrastive=contrastive, attribute_to_layer_input=attribute_to_layer_input, top_signal=top_signal,
+                      additional_forward_args=additional_forward_args)
+            a, b = self.attribute(inputs, **kw), self.attribute(contrast, **kw)
+            diff = [(x - y).clamp(min=0) for x, y in zip(*((a, b) if self.multi else ([a], [b])))]
+            return diff if self.multi else diff[0]
         inputs = inputs if isinstance(inputs, tuple) else (inputs,)
         extra = () if additional_forward_args is None else additional_forward_args if isinstance(additional_forward_args, tuple) else (additional_forward_args,)
         state, caught, training, hs = {}, {}, self.model.training, []
@@ -197,7 +204,7 @@ def temporal_saliency(attr: torch.Tensor) -> torch.Tensor:
     "Mass per time step: a map at a sequence (B, T, D) summed over D -> (B, T)"
     return attr.sum(-1)
 
-# %% ../nbs/30_excitation.ipynb 36
+# %% ../nbs/30_excitation.ipynb 38
 class ReLULSTM(nn.Module):
     "One-layer LSTM with ReLU cell input and output (no tanh), so excitation backprop applies (Bargal et al., 2018)"
     def __init__(self, input_dim: int, hidden_dim: int):
@@ -232,7 +239,7 @@ class ReLULSTM(nn.Module):
         out, cs, _ = self.run(x, h0)
         return out, (out[:, -1], cs[:, -1])
 
-# %% ../nbs/30_excitation.ipynb 40
+# %% ../nbs/30_excitation.ipynb 42
 @torch.no_grad()
 def lstm_excitation(lstm: ReLULSTM, x: torch.Tensor,   # inputs (B, T, D)
                     P_out: torch.Tensor | None = None,  # P at the outputs h_1..h_T (B, T, H)
@@ -272,7 +279,7 @@ def _lstm_hook(m, args, kwargs, out):
 
 _MODULE_HOOKS[ReLULSTM] = _lstm_hook
 
-# %% ../nbs/30_excitation.ipynb 54
+# %% ../nbs/30_excitation.ipynb 56
 @contextlib.contextmanager
 def _eval(model: nn.Module):
     "Run `model` in eval mode, restoring its mode after"

@@ -4,10 +4,11 @@
 
 # %% auto 0
 __all__ = ['RRT_WORLD', 'SEG_CLS', 'SEG_SEP', 'SEG_QG', 'SEG_QL', 'SEG_CG', 'SEG_CL', 'METHODS', 'RRTConfig', 'RRTData',
-           'query_images', 'load_rrt', 'multiscale_maps', 'gem', 'GlobalHead', 'locals_of', 'cosface_loss',
-           'train_global', 'describe', 'take', 'rrt_tokens', 'sine_position', 'RRT', 'pair_pool', 'PairSampler',
-           'rrt_loss', 'train_rrt', 'rerank', 'alpha_qe', 'rrt_scores', 'evaluate', 'topk_auc', 'rrt_maps', 'run_seed',
-           'rerank_grid', 'reproduce']
+           'query_images', 'rrt_world_kw', 'load_rrt', 'multiscale_maps', 'gem', 'GlobalHead', 'locals_of',
+           'cosface_loss', 'train_global', 'describe', 'take', 'rrt_tokens', 'sine_position', 'RRT', 'pair_pool',
+           'PairSampler', 'rrt_loss', 'train_rrt', 'rerank', 'alpha_qe', 'mutual_matches', 'ransac_inliers',
+           'spatial_verification', 'sv_rerank_scores', 'rrt_scores', 'rrt_scores_again', 'evaluate', 'topk_auc',
+           'rrt_maps', 'landmark_split', 'anchor_topk', 'run_seed', 'rerank_grid', 'plot_rrt_curve', 'reproduce']
 
 # %% ../nbs/41_rrt.ipynb 2
 import math, time, hashlib
@@ -30,37 +31,45 @@ from .metrics import revisited_map, first_positive_rank, recall_at_k
 @dataclass
 class RRTConfig(Config):
     "Reranking Transformers on the world's instance views (defaults: quick preset)"
-    n_images: int = 600             # world scenes (train → GLDv2-style training set, val/test → the revisited benchmark)
-    shapes: tuple = ('circle', 'square')   # a small vocabulary: scenes share their objects and differ by layout
-    colours: tuple = ('red', 'blue')
+    n_images: int = 2000            # world scenes (train → GLDv2-style training set, val/test → the revisited benchmark)
+    shapes: tuple | None = None     # None: the world's full vocabulary (8 shapes, 10 colours)
+    colours: tuple | None = None
     min_objects: int = 3
     max_objects: int = 5
+    view_crop: float = 0.5          # P(a database / training view is a close-up of part of the landmark), §1
+    view_distractors: int = 6       # at most this many unrelated objects added to a view
     size: int = 64                  # images are letterboxed to this side before the backbone (read_images)
     crop_queries: bool | None = None   # crop each query to its gnd bbx (the protocol); None: for a real folder (--data), not the world (§1)
-    scales: tuple = (0.75, 1.0, 1.25)   # image scales of the local descriptors (DELG uses 7)
+    scales: tuple = (0.5, 0.75, 1.0, 1.5)   # image scales of the local descriptors (DELG uses 7); close-ups are 1.6–2.6× larger
     d_desc: int = 128               # descriptor size (global and local share one projection)
     gem_p: float = 3.0
     global_epochs: int = 6
     global_lr: float = 3e-3
     cos_scale: float = 16.0         # cosine-softmax (CosFace) scale and margin for the global model
     cos_margin: float = 0.2
-    n_local: int = 16               # L local descriptors per image
-    ablation_locals: tuple = (4, 8)     # Table 4.3: RRT retrained with fewer locals (first seed)
+    n_local: int = 32               # L local descriptors per image (RRT and spatial verification read the same ones)
+    ablation_locals: tuple = (8,)       # Table 4.3: RRT retrained with fewer locals (first seed)
     d_model: int = 64
     n_layers: int = 2
     n_heads: int = 4
     d_ff: int = 128
     dropout: float = 0.0
     top_k: int = 100                # candidates reranked (and the training-pair pool)
-    rrt_epochs: int = 8
+    rrt_epochs: int = 6             # at most (the quick budget: < 10 min for 3 seeds); training stops when the validation pair accuracy has not improved for `patience` epochs
+    patience: int = 2
+    val_landmarks: float = 0.1      # share of the training landmarks held out: validation of the global head, RRT and SV settings
+    val_anchors: int = 100          # validation anchors (each with its global top-k) for the pair accuracy
     rrt_lr: float = 1e-3
     batch_size: int = 32
     qe_n: int = 2                   # αQE: neighbours and exponent
     qe_alpha: float = 3.0
-    _full: ClassVar[dict] = dict(n_images=2000, n_local=64, ablation_locals=(8, 16, 32), d_model=128, n_layers=6, d_ff=512,
-                                 dropout=0.1, global_epochs=15, rrt_epochs=20)
-    _smoke: ClassVar[dict] = dict(n_images=120, n_local=8, ablation_locals=(), d_model=32, n_layers=1, d_ff=64,
-                                  global_epochs=2, rrt_epochs=2, top_k=40)
+    sv_match: float = 0.7           # spatial verification: mutual-NN cosine threshold, RANSAC inlier error (image fraction), iterations
+    sv_reproj: float = 0.1
+    sv_iters: int = 200
+    _full: ClassVar[dict] = dict(n_images=8000, n_local=128, ablation_locals=(16, 32, 64), d_model=128, n_layers=6, d_ff=512,
+                                 dropout=0.1, global_epochs=15, rrt_epochs=40, patience=5)
+    _smoke: ClassVar[dict] = dict(n_images=160, n_local=8, ablation_locals=(), d_model=32, n_layers=1, d_ff=64,
+                                  global_epochs=2, rrt_epochs=2, top_k=40, val_landmarks=0.2)
 
 # %% ../nbs/41_rrt.ipynb 8
 @dataclass
@@ -80,12 +89,17 @@ def query_images(rox: RevisitedData, size: int, crop: bool = True) -> torch.Tens
     if not rox.qimlist: return torch.zeros(0, 3, size, size, dtype=torch.uint8)
     return torch.from_numpy(np.stack([letterbox(rox.query_image(q, crop=crop), size)[0] for q in range(len(rox.qimlist))])).permute(0, 3, 1, 2).contiguous()
 
-RRT_WORLD = dict(sizes=('medium',), backgrounds=('white',), p_texture=0.0, novel_frac=0.0, train_only_frac=0.0, split_fracs=(0.6, 0.2, 0.2))
+RRT_WORLD = dict(sizes=('medium',), backgrounds=('white',), p_texture=0.0, novel_frac=0.0, train_only_frac=0.0, split_fracs=(0.6, 0.2, 0.2),
+                 view_distractor_sizes=('small', 'medium'), view_levels='overlap')
+
+def rrt_world_kw(cfg: RRTConfig) -> dict:
+    "The world settings `load_rrt` writes the benchmark with (besides n_images and size)"
+    vocab = {k: tuple(v) for k, v in (('shapes', cfg.shapes), ('colours', cfg.colours)) if v is not None}
+    return dict(min_objects=cfg.min_objects, max_objects=cfg.max_objects, view_crop=cfg.view_crop, view_distractors=cfg.view_distractors, **vocab, **RRT_WORLD)
 
 def load_rrt(cfg: RRTConfig, data=None) -> RRTData:
     "Read the revisited benchmark + GLDv2 training list (the world's by default, `data` = a folder in the real format; repairs in `.rox.repairs`, `.gld.repairs`)"
-    root = Path(data) if data is not None else world_dataset('roxford', n_images=cfg.n_images, size=cfg.size, shapes=tuple(cfg.shapes), colours=tuple(cfg.colours),
-                                                             min_objects=cfg.min_objects, max_objects=cfg.max_objects, **RRT_WORLD)
+    root = Path(data) if data is not None else world_dataset('roxford', n_images=cfg.n_images, size=cfg.size, **rrt_world_kw(cfg))
     rox, gld = load_roxford(root), load_gldv2(root)
     if not rox.qimlist: raise ErretError(f"{root}: the benchmark has no queries")
     if len(set(gld.labels)) < 2: raise ErretError(f"{root / 'train.csv'}: needs at least two landmarks to train")
@@ -149,13 +163,15 @@ def cosface_loss(g: torch.Tensor, w: torch.Tensor, y: torch.Tensor, s: float = 1
     cos = g @ F.normalize(w, dim=-1).T                                                  # (B, K)
     return F.cross_entropy(s * (cos - m * F.one_hot(y, len(w))), y)
 
-def train_global(maps: list, labels, cfg: RRTConfig, device='cpu', seed: int = 0) -> GlobalHead:
-    "Train the retrieval head on cached multi-scale maps of the training images with their landmark labels"
-    uniq = sorted(set(labels)); y = torch.tensor([uniq.index(l) for l in labels])
+def train_global(maps: list, labels, cfg: RRTConfig, device='cpu', seed: int = 0, rows=None) -> GlobalHead:
+    "Train the retrieval head on cached multi-scale maps of the training images (`rows` of them; all by default) with their landmark labels"
+    rows = torch.arange(len(labels)) if rows is None else torch.as_tensor(rows)
+    lab = [labels[i] for i in rows.tolist()]
+    uniq = sorted(set(lab)); y = torch.tensor([uniq.index(l) for l in lab])
     seed_everything(seed)                                                                # the head's initial weights too
     head = GlobalHead(maps[0].shape[1], cfg.d_desc, cfg.gem_p, len(uniq))
     def loss_fn(model, idx):
-        g = model([m[idx].to(device) for m in maps])
+        g = model([m[rows[idx]].to(device) for m in maps])
         return cosface_loss(g, model.classes, y[idx].to(device), cfg.cos_scale, cfg.cos_margin)
     dl = make_loader(_Indexed(len(y)), cfg.batch_size, shuffle=True, drop_last=len(y) > cfg.batch_size, device=device)
     Learner(head, dl, loss_fn, lr=cfg.global_lr, wd=1e-4, epochs=cfg.global_epochs, device=device, seed=seed).fit()
@@ -253,16 +269,24 @@ def rrt_loss(model, desc: dict, batch, device='cpu') -> torch.Tensor:
     y = torch.cat([torch.ones(len(a)), torch.zeros(len(a))]).to(device)
     return F.binary_cross_entropy_with_logits(model({k: v.to(device) for k, v in q.items()}, {k: v.to(device) for k, v in c.items()}), y)
 
-def train_rrt(desc: dict, labels, cfg: RRTConfig, device='cpu', seed: int = 0) -> RRT:
-    "Train an RRT on pairs from the global top-k of the training images"
+def train_rrt(desc: dict, labels, cfg: RRTConfig, device='cpu', seed: int = 0, valid=None) -> RRT:
+    """Train an RRT on pairs from the global top-k of the training images. `valid`: a function `(model) -> pair
+    accuracy (%)` run after every epoch; training keeps the best epoch's weights and stops after `cfg.patience`
+    epochs without improvement. `model.history`: per epoch `train_loss` (and `val AUC`)"""
     pos, neg = pair_pool(desc['g'], labels, cfg.top_k)
     seed_everything(seed)
-    model = RRT(desc['g'].shape[1], cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.d_ff, int(desc['scale'].max()) + 1, cfg.dropout)
+    n_scales = max(int(desc['scale'].max()) + 1, len(cfg.scales))
+    model = RRT(desc['g'].shape[1], cfg.d_model, cfg.n_layers, cfg.n_heads, cfg.d_ff, n_scales, cfg.dropout)
     ds = PairSampler(pos, neg)
     dl = make_loader(ds, cfg.batch_size, shuffle=True, drop_last=len(ds) > cfg.batch_size, device=device)
-    learn = Learner(model, dl, lambda m, b: rrt_loss(m, desc, b, device), lr=cfg.rrt_lr, wd=1e-4, epochs=cfg.rrt_epochs, device=device, seed=seed,
+    learn = Learner(model, dl, lambda m, b: rrt_loss(m, desc, b, device), valid_fn=(lambda m: {'val AUC': valid(m)}) if valid else None,
+                    monitor='val AUC' if valid else 'loss', mode='max' if valid else 'min', patience=cfg.patience if valid else None,
+                    lr=cfg.rrt_lr, wd=1e-4, epochs=cfg.rrt_epochs, device=device, seed=seed,
                     sched=cosine(warmup=0.1), clip=1.0)   # post-norm transformers need a warm-up
-    learn.fit(); model.history = [h['train_loss'] for h in learn.history]
+    learn.fit()
+    if valid: learn.load_best()
+    model.history = [{k: h[k] for k in ('train_loss', 'val AUC') if k in h} for h in learn.history]
+    model.best_epoch = learn.best_epoch
     return model.eval()
 
 # %% ../nbs/41_rrt.ipynb 36
@@ -282,6 +306,39 @@ def alpha_qe(q: torch.Tensor, db: torch.Tensor, n: int = 2, alpha: float = 3.0) 
     return F.normalize(q + (s.clamp(min=0) ** alpha)[..., None].mul(db[i]).sum(1), dim=-1)
 
 # %% ../nbs/41_rrt.ipynb 42
+def mutual_matches(a: torch.Tensor, b: torch.Tensor, thr: float = 0.7) -> tuple[torch.Tensor, torch.Tensor]:
+    "Indices (i into a, j into b) of mutual nearest neighbours with cosine > `thr`: a `(L, d)`, b `(M, d)`, unit norm"
+    s = a @ b.T                                                                     # (L, M)
+    j = s.argmax(1); i = s.argmax(0)                                                # best b for each a, best a for each b
+    k = torch.arange(len(a))
+    ok = (i[j] == k) & (s[k, j] > thr)
+    return k[ok], j[ok]
+
+def ransac_inliers(src: np.ndarray, dst: np.ndarray, reproj: float = 0.1, iters: int = 200) -> int:
+    "Inliers of the similarity transform src -> dst `(n, 2)` fitted by OpenCV's RANSAC (0 under 3 matches)"
+    if len(src) < 3: return 0
+    try: import cv2
+    except ImportError as e: raise ErretError("spatial verification needs OpenCV: pip install opencv-python-headless") from e
+    _, inl = cv2.estimateAffinePartial2D(src.astype(np.float32), dst.astype(np.float32), method=cv2.RANSAC,
+                                         ransacReprojThreshold=reproj, maxIters=iters, refineIters=0)
+    return 0 if inl is None else int(inl.sum())
+
+@torch.no_grad()
+def spatial_verification(qd: dict, dbd: dict, topk: torch.Tensor, thr: float = 0.7, reproj: float = 0.1, iters: int = 200) -> torch.Tensor:
+    "Inlier counts `(Q, k)` of every (query, top-k candidate) pair, from their `local` / `pos` descriptors"
+    out = torch.zeros(topk.shape)
+    for q in range(len(topk)):
+        pq = qd['pos'][q].numpy()
+        for r, c in enumerate(topk[q].tolist()):
+            i, j = mutual_matches(qd['local'][q], dbd['local'][c], thr)
+            out[q, r] = ransac_inliers(pq[i.numpy()], dbd['pos'][c][j].numpy(), reproj, iters)
+    return out
+
+def sv_rerank_scores(inliers: torch.Tensor, S_topk: torch.Tensor) -> torch.Tensor:
+    "Rerank key: inliers first, the global cosine (in [-1, 1]) breaking ties"
+    return inliers + 1e-3 * S_topk
+
+# %% ../nbs/41_rrt.ipynb 45
 @torch.no_grad()
 def rrt_scores(model: RRT, qd: dict, dbd: dict, topk: torch.Tensor, device='cpu', chunk: int = 4096) -> torch.Tensor:
     "RRT logits (Q, k) of every (query, top-k candidate) pair"
@@ -290,6 +347,16 @@ def rrt_scores(model: RRT, qd: dict, dbd: dict, topk: torch.Tensor, device='cpu'
     out = [model({kk: v.to(device) for kk, v in take(qd, qi[i:i + chunk]).items()}, {kk: v.to(device) for kk, v in take(dbd, ci[i:i + chunk]).items()}).cpu()
            for i in range(0, len(qi), chunk)]
     return torch.cat(out).reshape(Q, k)
+
+def rrt_scores_again(model: RRT, qd: dict, dbd: dict, topk: torch.Tensor, known: torch.Tensor, known_topk: torch.Tensor, device='cpu') -> torch.Tensor:
+    "`rrt_scores` of `topk` (Q, k), reusing the scores `known` (Q, k') of the pairs in `known_topk` and scoring only the others"
+    hit = topk[:, :, None] == known_topk[:, None, :]                                       # (Q, k, k')
+    out = (hit.float() * known[:, None, :]).sum(-1)
+    miss = ~hit.any(-1)
+    if miss.any():
+        qi, r = miss.nonzero(as_tuple=True)
+        out[qi, r] = rrt_scores(model, take(qd, qi), dbd, topk[qi, r][:, None], device)[:, 0]   # one candidate per row
+    return out
 
 def evaluate(scores: torch.Tensor, rox: RevisitedData) -> dict:
     "mAP (medium, hard) and R@1/10/100 (medium positives, junk removed) of scores (Q, G)"
@@ -302,7 +369,7 @@ def evaluate(scores: torch.Tensor, rox: RevisitedData) -> dict:
     rec = recall_at_k(first_positive_rank(s, [pos[i] for i in keep]), (1, 10, 100))
     return {'medium': mp['medium'], 'hard': mp['hard'], **rec}
 
-# %% ../nbs/41_rrt.ipynb 45
+# %% ../nbs/41_rrt.ipynb 48
 def topk_auc(scores: torch.Tensor, topk: torch.Tensor, positives, junk=None) -> float:
     "Mean over queries of the fraction of (positive, negative) pairs of the top-k (Q, k) ranked correctly by `scores` (Q, k), in percent"
     aucs = []
@@ -313,7 +380,7 @@ def topk_auc(scores: torch.Tensor, topk: torch.Tensor, positives, junk=None) -> 
         if len(sp) and len(sn): aucs.append(((sp[:, None] > sn[None]).float() + 0.5 * (sp[:, None] == sn[None]).float()).mean().item())
     return 100 * float(np.mean(aucs)) if aucs else math.nan
 
-# %% ../nbs/41_rrt.ipynb 48
+# %% ../nbs/41_rrt.ipynb 51
 def rrt_maps(D: RRTData, cfg: RRTConfig, device='cpu', bcfg: BackboneConfig | None = None) -> dict:
     "Multi-scale backbone maps of the train / database / query images (cached)"
     bcfg = bcfg or BackboneConfig.from_preset()
@@ -322,45 +389,76 @@ def rrt_maps(D: RRTData, cfg: RRTConfig, device='cpu', bcfg: BackboneConfig | No
     key = stable_hash(str(D.root.resolve()), [digest(getattr(D, s)) for s in ('train', 'db', 'queries')], tuple(cfg.scales), bcfg.hash())
     return cached(f'rrt-maps-{key}', lambda: {s: multiscale_maps(bb, getattr(D, s), cfg.scales, device) for s in ('train', 'db', 'queries')})
 
-METHODS = ('Global', 'RRT', 'αQE', 'αQE + RRT')
+METHODS = ('Global', 'Global + SV', 'RRT', 'αQE', 'αQE + RRT')
+
+def landmark_split(labels, val: float = 0.1) -> tuple[list, list]:
+    "Rows of the training list (train, validation): whole landmarks held out, by a stable hash of their id"
+    held = lambda l: int(hashlib.sha1(f'erret-val-{l}'.encode()).hexdigest()[:8], 16) / 16 ** 8 < val
+    va = [i for i, l in enumerate(labels) if held(l)]
+    if len({labels[i] for i in va}) < 2: return list(range(len(labels))), []            # too few to validate on: train on all
+    return [i for i, l in enumerate(labels) if not held(l)], va
+
+def anchor_topk(g: torch.Tensor, labels, n: int, k: int, seed: int = 0) -> tuple:
+    "Up to `n` random anchors of `g` (N, d): (anchors (n,), their global top-`k` among the other rows (n, k), positives per anchor)"
+    a = torch.randperm(len(g), generator=torch.Generator().manual_seed(seed))[:n]
+    k = min(k, len(g) - 1)
+    _, tk = Gallery(g).search(g[a], k=k + 1)
+    tk = torch.stack([row[row != i][:k] for row, i in zip(tk, a)])
+    lab = torch.as_tensor(labels)
+    return a, tk, [torch.nonzero(lab == lab[i]).flatten().tolist() for i in a]
 
 def run_seed(D: RRTData, maps: dict, cfg: RRTConfig, seed: int = 0, device='cpu', ablation: bool = True, log=print) -> dict:
-    "Train (global head, RRT, ablation RRTs) and evaluate; {'metrics': {method: {...}}, 'ablation': {L: {...}}, 'diagnostics', 'model', 'scores', 'topk'}"
+    """Train (global head, RRT, ablation RRTs) on the training landmarks, choose epochs on the held-out ones, evaluate;
+    {'metrics': {method: {...}}, 'ablation': {L: {...}}, 'diagnostics', 'curve', 'model', 'scores', 'topk'}"""
     t0 = time.time()
-    head = train_global(maps['train'], D.gld.labels, cfg, device, seed)
+    tr_rows, va_rows = landmark_split(D.gld.labels, cfg.val_landmarks)
+    head = train_global(maps['train'], D.gld.labels, cfg, device, seed, rows=tr_rows)
     Ls = sorted({cfg.n_local, *(cfg.ablation_locals if ablation else ())})
     desc = {s: describe(head, maps[s], max(Ls)) for s in ('train', 'db', 'queries')}
     cut = lambda dd, L: {**dd, **{k: dd[k][:, :L] for k in ('local', 'pos', 'scale')}}  # locals are sorted by norm: the top-L are a prefix
+    tr, va = take(desc['train'], tr_rows), take(desc['train'], va_rows)
+    tr_lab, va_lab = [D.gld.labels[i] for i in tr_rows], [D.gld.labels[i] for i in va_rows]
     k = min(cfg.top_k, len(D.db))
     S = desc['queries']['g'] @ desc['db']['g'].T                                          # (Q, G) cosines
     _, topk = Gallery(desc['db']['g']).search(desc['queries']['g'], k=k)
+    S_top = S.gather(1, topk)
     qe = alpha_qe(desc['queries']['g'], desc['db']['g'], cfg.qe_n, cfg.qe_alpha)
     S_qe = qe @ desc['db']['g'].T
     _, topk_qe = Gallery(desc['db']['g']).search(qe, k=k)
-    log(f"seed {seed}: global model {time.time() - t0:.0f} s")
+    log(f"seed {seed}: global model {time.time() - t0:.0f} s ({len(tr_rows)} training / {len(va_rows)} validation images)")
     res, abl, models = {'Global': evaluate(S, D.rox), 'αQE': evaluate(S_qe, D.rox)}, {}, {}
+    prot = D.rox.protocol('medium')
+    diag = {'test AUC Global': topk_auc(S_top, topk, *prot)}
+    if va_rows:                                                                           # validation: anchors of held-out landmarks, their global top-k
+        a, tk_va, P_va = anchor_topk(va['g'], va_lab, cfg.val_anchors, k, seed)
+        S_va = (va['g'][a][:, None] * va['g'][tk_va]).sum(-1)
+        diag['val AUC Global'] = topk_auc(S_va, tk_va, P_va)
+    t1 = time.time()                                                                      # spatial verification on the same locals
+    sv = lambda qd, dd, tk: spatial_verification(cut(qd, cfg.n_local), cut(dd, cfg.n_local), tk, cfg.sv_match, cfg.sv_reproj, cfg.sv_iters)
+    inl = sv(desc['queries'], desc['db'], topk)
+    res['Global + SV'] = evaluate(rerank(S, topk, sv_rerank_scores(inl, S_top)), D.rox)
+    diag['test AUC SV'] = topk_auc(sv_rerank_scores(inl, S_top), topk, *prot)
+    if va_rows: diag['val AUC SV'] = topk_auc(sv_rerank_scores(sv(take(va, a), va, tk_va), S_va), tk_va, P_va)
+    log(f"seed {seed}: spatial verification {time.time() - t1:.0f} s: medium {res['Global + SV']['medium']:.1f}, hard {res['Global + SV']['hard']:.1f}")
+    curve = []
     for L in Ls:
-        tr, db, qd = (cut(desc[s], L) for s in ('train', 'db', 'queries'))
-        model = train_rrt(tr, D.gld.labels, cfg, device, seed); models[L] = model
-        r = evaluate(rerank(S, topk, rrt_scores(model, qd, db, topk, device)), D.rox)
-        abl[L] = r
+        trL, vaL, db, qd = cut(tr, L), cut(va, L), cut(desc['db'], L), cut(desc['queries'], L)
+        valid = (lambda m: topk_auc(rrt_scores(m, take(vaL, a), vaL, tk_va, device), tk_va, P_va)) if va_rows else None
+        model = train_rrt(trL, tr_lab, cfg, device, seed, valid=valid); models[L] = model
+        R = rrt_scores(model, qd, db, topk, device)
+        r = abl[L] = evaluate(rerank(S, topk, R), D.rox)
         if L == cfg.n_local:
-            R = rrt_scores(model, qd, db, topk, device); res['RRT'] = r; new = rerank(S, topk, R)
-            diag = {'test AUC Global': topk_auc(S.gather(1, topk), topk, *D.rox.protocol('medium')), 'test AUC RRT': topk_auc(R, topk, *D.rox.protocol('medium'))}
-            a = torch.randperm(len(tr['g']), generator=torch.Generator().manual_seed(seed))[:200]          # 200 training anchors
-            _, tk_tr = Gallery(tr['g']).search(tr['g'][a], k=min(cfg.top_k + 1, len(tr['g'])))
-            lab = torch.as_tensor(D.gld.labels); tk_tr = torch.stack([row[row != i][:k] for row, i in zip(tk_tr, a)])
-            pos_tr = [torch.nonzero(lab == lab[i]).flatten().tolist() for i in a]
-            diag |= {'train AUC Global': topk_auc((tr['g'][a][:, None] * tr['g'][tk_tr]).sum(-1), tk_tr, pos_tr),
-                     'train AUC RRT': topk_auc(rrt_scores(model, take(tr, a), tr, tk_tr, device), tk_tr, pos_tr)}
-            diag |= {'RRT train loss first epoch': model.history[0], 'RRT train loss last epoch': model.history[-1]}
-            log(f"seed {seed}: ranking accuracy inside the top-k, training loss " + ', '.join(f'{kk} {v:.3f}' for kk, v in diag.items()))
-            res['αQE + RRT'] = evaluate(rerank(S_qe, topk_qe, rrt_scores(model, qd, db, topk_qe, device)), D.rox)
-        log(f"seed {seed}: RRT with {L} locals, {time.time() - t0:.0f} s: medium {r['medium']:.1f}, hard {r['hard']:.1f}")
-    return {'metrics': {m: res[m] for m in METHODS}, 'ablation': abl, 'diagnostics': diag, 'head': head, 'model': models[cfg.n_local],
-            'scores': {'Global': S, 'RRT': new}, 'topk': topk}
+            res['RRT'], new, curve = r, rerank(S, topk, R), model.history
+            diag |= {'test AUC RRT': topk_auc(R, topk, *prot), 'RRT epochs': len(model.history), 'RRT best epoch': model.best_epoch,
+                     'RRT train loss first epoch': model.history[0]['train_loss'], 'RRT train loss last epoch': model.history[-1]['train_loss']}
+            if va_rows: diag['val AUC RRT'] = max(h['val AUC'] for h in model.history)
+            res['αQE + RRT'] = evaluate(rerank(S_qe, topk_qe, rrt_scores_again(model, qd, db, topk_qe, R, topk, device)), D.rox)
+        log(f"seed {seed}: RRT with {L} locals, {len(model.history)} epochs, {time.time() - t0:.0f} s: medium {r['medium']:.1f}, hard {r['hard']:.1f}")
+    log(f"seed {seed}: pair accuracy inside the top-{k} " + ', '.join(f'{kk} {v:.1f}' for kk, v in diag.items() if 'AUC' in kk))
+    return {'metrics': {m: res[m] for m in METHODS}, 'ablation': abl, 'diagnostics': diag, 'curve': curve, 'head': head,
+            'model': models[cfg.n_local], 'scores': {'Global': S, 'RRT': new}, 'topk': topk}
 
-# %% ../nbs/41_rrt.ipynb 52
+# %% ../nbs/41_rrt.ipynb 55
 def rerank_grid(D: RRTData, S: torch.Tensor, S_rrt: torch.Tensor, n_queries: int = 3, k: int = 3):
     "Fig. 4.4: for up to `n_queries` queries whose top-`k` changed, the global and the reranked top-`k`"
     from erret.viz import retrieval_grid
@@ -373,13 +471,26 @@ def rerank_grid(D: RRTData, S: torch.Tensor, S_rrt: torch.Tensor, n_queries: int
     return retrieval_grid([D.rox.query_image(q, crop=D.cropped) for q, _, _ in rows], [[D.rox.image(i) for i in ii] for _, _, ii in rows],
                           correct=[[flag(q, i) for i in ii] for q, _, ii in rows], query_titles=[f'q{q}: {n}' for q, n, _ in rows])
 
-# %% ../nbs/41_rrt.ipynb 55
+# %% ../nbs/41_rrt.ipynb 58
+import os
 from .results import make_row, aggregate_rows, write_results
 
+def plot_rrt_curve(curve: list, diag: dict, ax=None):
+    "The RRT's validation pair accuracy per epoch against the global cosine's and spatial verification's (horizontal lines)"
+    import matplotlib.pyplot as plt
+    if ax is None: _, ax = plt.subplots(figsize=(5.5, 3.2))
+    ep = range(1, len(curve) + 1)
+    if curve and 'val AUC' in curve[0]: ax.plot(ep, [h['val AUC'] for h in curve], 'o-', color='C0', label='RRT')
+    for key, name, c in (('val AUC Global', 'Global', 'C7'), ('val AUC SV', 'Global + SV', 'C2')):
+        if key in diag: ax.axhline(diag[key], color=c, ls='--', label=name)
+    ax.set(xlabel='epoch', ylabel='pair accuracy in the top-k (%)', title='Validation landmarks: ranking inside the global top-k')
+    ax.legend(loc='lower right', fontsize=8); ax.figure.tight_layout()
+    return ax.figure
+
 def reproduce(preset: str | None = None, seeds=None, data=None, out='runs/rrt', device='auto', log=print) -> dict:
-    "Train and evaluate Global / RRT / αQE / αQE + RRT over the seeds; write results.json, results.md and the figure under `out`"
+    "Train and evaluate Global / Global + SV / RRT / αQE / αQE + RRT over the seeds; write results.json, results.md and the figures under `out`"
     device = get_device(device)
-    with cpu_threads(1, device): return _reproduce(preset, seeds, data, out, device, log)
+    with cpu_threads(min(os.cpu_count() or 1, 4), device): return _reproduce(preset, seeds, data, out, device, log)   # L ≥ 32 tokens: 2 cores train 1.5× faster than 1
 
 def _reproduce(preset, seeds, data, out, device, log) -> dict:
     from erret.viz import save_figure
@@ -390,10 +501,10 @@ def _reproduce(preset, seeds, data, out, device, log) -> dict:
     log(f"{D}")
     if describe_repairs(merge_repairs(D.rox, D.gld)): log(describe_repairs(merge_repairs(D.rox, D.gld)))
     maps = rrt_maps(D, cfg, device, BackboneConfig.from_preset(preset))
-    per_seed, first, diags = [], None, []
+    per_seed, first, diags, curves = [], None, [], []
     for seed in seeds:
         r = run_seed(D, maps, cfg, seed, device, ablation=seed == seeds[0], log=log)
-        rows, _ = [], diags.append(r['diagnostics'])
+        rows, _ = [], diags.append(r['diagnostics']); curves.append([h.get('val AUC') for h in r['curve']])
         for m in METHODS:
             x = r['metrics'][m]
             rows += [make_row(m, 'medium', mAP=x['medium']), make_row(m, 'hard', mAP=x['hard']),
@@ -404,7 +515,9 @@ def _reproduce(preset, seeds, data, out, device, log) -> dict:
         per_seed.append(rows)
     out = Path(out)
     save_figure(rerank_grid(D, first['scores']['Global'], first['scores']['RRT']), out / 'rerank_grid.png')
+    save_figure(plot_rrt_curve(first['curve'], first['diagnostics']), out / 'rrt_curve.png')
     ds = {'name': 'shapes-roxford' if data is None else D.rox.name, 'n_train': len(D.train), 'n_test': len(D.queries), 'n_database': len(D.db),
           'queries_cropped': D.cropped, **merge_repairs(D.rox, D.gld)}
-    return write_results(out, 'rrt', preset, seeds, str(device), time.time() - t0, ds, aggregate_rows(per_seed), ['rerank_grid.png'], config=cfg,
-                         diagnostics={k: [None if math.isnan(d[k]) else d[k] for d in diags] for k in diags[0]})   # per seed: ranking accuracy inside the top-k
+    return write_results(out, 'rrt', preset, seeds, str(device), time.time() - t0, ds, aggregate_rows(per_seed), ['rerank_grid.png', 'rrt_curve.png'], config=cfg,
+                         diagnostics={**{k: [None if math.isnan(d.get(k, math.nan)) else d[k] for d in diags] for k in diags[0]},   # per seed: ranking accuracy inside the top-k
+                                      'RRT val AUC per epoch': curves})

@@ -9,7 +9,8 @@ __all__ = ['SHAPES', 'COLOURS', 'SIZES', 'SIZE_RADIUS', 'GRID_CELLS', 'BACKGROUN
            'SPLITS', 'grid_cell', 'cell_centre', 'Obj', 'Scene', 'shape_vertices', 'object_box', 'object_boxes',
            'make_scene', 'render', 'plural', 'noun_phrase', 'groups', 'relations', 'between', 'Region', 'region_box',
            'describe_regions', 'Phrase', 'Sentence', 'entity_captions', 'captions', 'css_modify', 'drilldown_turns',
-           'View', 'box_iou', 'instance_view', 'instance_views', 'difficulty', 'WorldConfig', 'World', 'region_stats']
+           'View', 'box_iou', 'overlap_difficulty', 'instance_view', 'view_level', 'instance_views', 'difficulty',
+           'WorldConfig', 'World', 'region_stats']
 
 # %% ../nbs/01_world.ipynb 2
 import math, dataclasses
@@ -565,6 +566,9 @@ class View:
     change: float
     kept: tuple = ()
     n_distractors: int = 0
+    visible: float = 1.0        # share of the instance's objects in the view
+    zoom: float = 1.0           # scale of the view relative to the instance
+    level: str = ''             # 'easy' / 'hard' / 'junk' when set by the view (`levels='overlap'`); '' = by `change`
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     "Elementwise IoU of xyxy boxes (N, 4), (N, 4) -> (N,)"
@@ -573,13 +577,25 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     area = lambda x: (x[:, 2:] - x[:, :2]).prod(1)
     return inter / np.maximum(area(a) + area(b) - inter, 1e-12)
 
+def overlap_difficulty(visible: float, zoom: float, easy: float = 0.8, hard: float = 0.4, easy_zoom: float = 1.3) -> str:
+    "'easy': ≥ `easy` of the instance's objects visible at a scale change ≤ `easy_zoom`; 'hard': ≥ `hard` visible; else 'junk'"
+    if visible >= easy and 1 / easy_zoom <= zoom <= easy_zoom: return 'easy'
+    return 'hard' if visible >= hard else 'junk'
+
 def instance_view(scene: Scene, rng, strength: float = 0.5, max_shift: float = 0.12, max_zoom: float = 0.35,
-                  max_rotation: float = 15.0, jitter: float = 0.04, max_distractors: int = 3) -> View:
-    "One view of `scene` whose transform grows with `strength` in [0, 1]"
+                  max_rotation: float = 15.0, jitter: float = 0.04, max_distractors: int = 3, p_crop: float = 0.0,
+                  crop_zoom: tuple = (1.6, 2.6), distractor_sizes: tuple = ('small',), levels: str = 'change') -> View:
+    """One view of `scene` whose transform grows with `strength` in [0, 1]. `p_crop`: probability of a close-up
+    (zoom in `crop_zoom` around a random object: part of the instance, larger); `levels='overlap'`: difficulty by
+    `overlap_difficulty` of the visible share and zoom. Defaults draw exactly as before the options existed."""
     t = strength
     s = float(np.exp(rng.uniform(-1, 1) * max_zoom * t)); th = np.deg2rad(rng.uniform(-1, 1) * max_rotation * t)
     dx, dy = rng.uniform(-1, 1, 2) * max_shift * t
     c, sn = math.cos(th), math.sin(th)
+    if p_crop > 0 and scene.objects and rng.random() < p_crop:                  # a close-up: one object near the centre, zoomed
+        s = float(rng.uniform(*crop_zoom)); a = scene.objects[int(rng.integers(len(scene.objects)))]
+        u, v = a.x - .5, a.y - .5; tx, ty = rng.uniform(0.3, 0.7, 2)
+        dx, dy = tx - .5 - s * (c * u - sn * v), ty - .5 - s * (sn * u + c * v)
     objs, kept, before, after = [], [], [], []
     for i, o in enumerate(scene.objects):
         u, v = o.x - .5, o.y - .5
@@ -594,11 +610,17 @@ def instance_view(scene: Scene, rng, strength: float = 0.5, max_shift: float = 0
     placed = [(o.x, o.y, SHAPE_EXTENT[o.shape] * o.radius) for o in objs]
     D = 0
     for _ in range(n_d):
-        d = _place(rng, Obj(SHAPES[int(rng.integers(len(SHAPES)))], list(COLOURS)[int(rng.integers(len(COLOURS)))], 'small', .5, .5), placed)
+        size = 'small' if distractor_sizes == ('small',) else distractor_sizes[int(rng.integers(len(distractor_sizes)))]   # one size: no draw
+        d = _place(rng, Obj(SHAPES[int(rng.integers(len(SHAPES)))], list(COLOURS)[int(rng.integers(len(COLOURS)))], size, .5, .5), placed)
         if d is None: continue
         objs.append(d); placed.append((d.x, d.y, SHAPE_EXTENT[d.shape] * d.radius)); D += 1
     change = 1 - float(iou.sum()) / max(len(scene.objects) + D, 1)
-    return View(Scene(tuple(objs), scene.background), change, tuple(kept), D)
+    vis = len(kept) / max(len(scene.objects), 1)
+    return View(Scene(tuple(objs), scene.background), change, tuple(kept), D, vis, s, overlap_difficulty(vis, s) if levels == 'overlap' else '')
+
+def view_level(v: View) -> str:
+    "The view's difficulty: the one it was drawn with, else from its `change`"
+    return v.level or difficulty(v.change)
 
 def instance_views(scene: Scene, rng, n: int = 4, **kw) -> list[View]:
     "`n` views of `scene` with strengths spread over [0, 1] (from near-copies to heavily changed)"
@@ -636,6 +658,10 @@ class WorldConfig(Config):
     region_context: float = 0.0                # P(a region box also holds 1-2 nearby objects its phrase does not name)
     region_positions: bool = True              # region phrases may say where in the image objects are ('in the top left')
     n_captions: int = 5
+    view_crop: float = 0.0                     # instance views (Revisited): P(a close-up of part of the instance)
+    view_distractors: int = 3                  # at most this many extra objects in a view
+    view_distractor_sizes: tuple = ('small',)
+    view_levels: str = 'change'                # easy/hard/junk by box `change`, or by 'overlap' (visible share and zoom)
     _full: ClassVar[dict] = dict(n_images=5000, size=128)
     _smoke: ClassVar[dict] = dict(n_images=64)
 
@@ -703,7 +729,10 @@ class World:
     def captions(self, i: int, n: int | None = None) -> list[str]: return [s.text for s in self.entity_captions(i, n)]
     def drilldown(self, i: int, n_turns: int = 10, size: int | None = None) -> list[Region]:
         return drilldown_turns(self.scene(i), size or self.cfg.size, self.rng(i, 'drilldown'), n_turns)
-    def views(self, i: int, n: int = 4, **kw) -> list[View]: return instance_views(self.scene(i), self.rng(i, 'views'), n, **kw)
+    def views(self, i: int, n: int = 4, **kw) -> list[View]:
+        c = self.cfg
+        kw = {**dict(p_crop=c.view_crop, max_distractors=c.view_distractors, distractor_sizes=tuple(c.view_distractor_sizes), levels=c.view_levels), **kw}
+        return instance_views(self.scene(i), self.rng(i, 'views'), n, **kw)
     def css_query(self, i: int, css: bool | None = None):
         "(target scene, text, mod) of the modification query of image `i`, inside its split's pairs"
         c = self.cfg

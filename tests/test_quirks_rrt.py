@@ -5,16 +5,11 @@ import pytest
 import torch
 from PIL import Image
 from erret.datasets import RevisitedData, PAD_RGB, letterbox
-from erret.rrt import RRTConfig, RRT_WORLD, METHODS, load_rrt, query_images, reproduce
+from erret.rrt import RRTConfig, rrt_world_kw, METHODS, load_rrt, query_images, reproduce
 
 UNCACHED = ('erret.rrt',)                                   # tests/conftest.py: throw-away folders are not cached
 pytestmark = pytest.mark.usefixtures('one_thread')   # one_thread: tests/conftest.py
 
-
-
-def _world_kw(cfg):
-    "The world load_rrt writes (look-alike landmarks), for the quirk writer"
-    return dict(shapes=tuple(cfg.shapes), colours=tuple(cfg.colours), min_objects=cfg.min_objects, max_objects=cfg.max_objects, **RRT_WORLD)
 
 
 def _scene(W, H, k=1):
@@ -51,7 +46,7 @@ def test_query_is_cropped_to_its_bbx_at_any_size(tmp_path):
 def test_load_rrt_letterboxes_mixed_sizes(quirky):
     "A quirky folder (800×600, 333×500, grey, CMYK, 16-bit ... files): every image letterboxed to cfg.size, queries = their crops"
     cfg = RRTConfig.smoke()
-    root = quirky('roxford', n_images=120, **_world_kw(cfg))
+    root = quirky('roxford', n_images=120, **rrt_world_kw(cfg))
     D = load_rrt(cfg, root)
     assert D.db.shape[1:] == (3, cfg.size, cfg.size) and D.train.shape[1:] == (3, cfg.size, cfg.size)
     assert len(D.db) == len(D.rox) and len(D.train) == len(D.gld) and len(D.queries) == len(D.rox.qimlist)
@@ -65,7 +60,7 @@ def test_load_rrt_letterboxes_mixed_sizes(quirky):
 def test_reproduce_on_quirky_roxford(quirky, tmp_path):
     "The smoke preset end to end on a Revisited + GLDv2 folder with real-data quirks; the repairs in results.json equal what was injected"
     cfg = RRTConfig.smoke()
-    root = quirky('roxford', n_images=120, **_world_kw(cfg))
+    root = quirky('roxford', n_images=120, **rrt_world_kw(cfg))
     q = json.loads((root / 'erret_quirks.json').read_text())
     assert q['missing_images'] >= 1 and q['missing_train_images'] >= 1 and q['query_boxes_outside'] >= 1
     lines = []

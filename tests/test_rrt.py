@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np, pytest, torch
 import torch.nn.functional as F
 from erret.core import ErretError
-from erret.world import World, difficulty
+from erret.world import World, view_level
 from erret.datasets import write_roxford, load_roxford, load_gldv2, RevisitedData
 from erret.rrt import (rrt_tokens, RRT, rerank, alpha_qe, evaluate, pair_pool, PairSampler, sine_position, locals_of, GlobalHead,
                        SEG_CLS, SEG_SEP, SEG_QG, SEG_QL, SEG_CG, SEG_CL)
@@ -99,6 +99,6 @@ def test_roxford_round_trip(tmp_path):
     assert len(rox.qimlist) == len(tests) == info['n_queries'] and len(gld) == info['n_train']
     for q, k in enumerate(tests):
         for j, v in enumerate(w.views(k, 3)):
-            assert rox.imlist.index(f'scene{k:05d}_v{j}') in rox.gnd[q][difficulty(v.change)]
+            assert rox.imlist.index(f'scene{k:05d}_v{j}') in rox.gnd[q][view_level(v)]
     e = evaluate(torch.rand(len(tests), len(rox)), rox)
     assert e['R@100'] == 100. or (math.isnan(e['R@100']) and not any(g['easy'] + g['hard'] for g in rox.gnd))
