@@ -445,7 +445,7 @@ def fig6(model: IdentifyNet, D: IdentifyData, rows: list, max_len: int = 16, max
             if j >= len(phrases): ax.axis('off'); continue
             ct, cL = pad_batch([D.vocab.encode(without(words, phrases[j])) or [PAD_IDX]])
             pm = phrase_eb_saliency(model, model.body[-1], (img, tok, L), target=0, contrast=(img, ct, cL))
-            overlay_heatmap(D.images[r], pm[0], ax=ax, title='"' + ' '.join(phrases[j]) + '"')
+            overlay_heatmap(D.images[r], pm[0], ax=ax, title='"' + ' '.join(phrases[j]) + '"' + ('' if pm.max() > 0 else '\n(adds no image evidence)'))
             ax.title.set_fontsize(7)
         words_colored(words, mw[0, :len(words)], ax=ax_row[-1], fontsize=9, title=f's = {s:.2f}, image step {m0[0]:.2f}')
     return fig
