@@ -319,6 +319,7 @@ def ransac_inliers(src: np.ndarray, dst: np.ndarray, reproj: float = 0.1, iters:
     if len(src) < 3: return 0
     try: import cv2
     except ImportError as e: raise ErretError("spatial verification needs OpenCV: pip install opencv-python-headless") from e
+    cv2.setNumThreads(1)                                          # a few dozen points: OpenCV's thread pool only costs time
     _, inl = cv2.estimateAffinePartial2D(src.astype(np.float32), dst.astype(np.float32), method=cv2.RANSAC,
                                          ransacReprojThreshold=reproj, maxIters=iters, refineIters=0)
     return 0 if inl is None else int(inl.sum())
