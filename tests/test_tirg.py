@@ -117,7 +117,10 @@ def test_reproduce_smoke(tmp_path):
     assert all(set(r['metrics']) == {'R@1', 'R@5', 'R@10', 'R@50'} for r in d['rows'] if r['setting'] == 'css-2d')
     by = {(r['method'], r['setting']): r['metrics'] for r in d['rows']}
     assert set(by[('TIRG', 'unseen-pairs')]) == {'accuracy'} and 0 <= by[('TIRG', 'unseen-pairs')]['accuracy'] <= 100
-    assert set(by[('TIRG', 'reconstruction')]) == {'err_to_target', 'err_to_query'}
+    rec = by[('TIRG', 'reconstruction')]                                  # the map decoder; same metrics for the pooled-ψ one
+    assert {'err_to_target', 'err_to_query', 'err reference', 'err mean image', 'colour acc (reference)'} <= set(rec)
+    assert set(by[('TIRG', 'reconstruction (pooled ψ)')]) == set(rec) and 0 <= rec['colour acc (reference)'] <= 100
+    assert all(0 <= v <= 100 for k, v in rec.items() if k.startswith('modification'))
     assert set(d['figures']) == {'retrieval_grid.png', 'reconstruction.png'} and all((tmp_path / f).exists() for f in d['figures'])
     assert (tmp_path / 'results.md').exists() and res['dataset']['n_test'] > 0
     with pytest.raises(ErretError, match='file not found'): reproduce('smoke', data=tmp_path / 'nothing', out=tmp_path)
@@ -151,15 +154,39 @@ def test_pair_probe_and_accuracy():
 
 def test_decoder_and_reconstruction_errors():
     from erret.tirg import Decoder, reconstruction_errors
-    torch.manual_seed(0)
-    dec = Decoder(8).eval(); assert dec(torch.randn(2, 8)).shape == (2, 3, 32, 32)
-    net = Composer('Image only', 10, 6, d=8).eval()
-    feats = torch.randn(3, 6, 2, 2); imgs = torch.rand(3, 3, 32, 32)
     from erret.text import Vocab
-    e = reconstruction_errors(net, dec, feats, imgs, [(0, 1, 'a b'), (2, 0, 'b')], Vocab.build(['a b']))
-    rec = dec(net.target(feats[[0, 2]]))
-    torch.testing.assert_close(torch.tensor(e['err_to_query']), 255 * (rec - imgs[[0, 2]]).abs().mean())     # grey levels
-    torch.testing.assert_close(torch.tensor(e['err_to_target']), 255 * (rec - imgs[[1, 0]]).abs().mean())
+    torch.manual_seed(0)
+    net = Composer('Image only', 10, 6, d=8).eval()
+    feats = torch.randn(3, 6, 2, 2); imgs = torch.rand(3, 3, 32, 32); v = Vocab.build(['a b'])
+    for dec, phi in ((Decoder(8, spatial=False).eval(), net.target), (Decoder(8).eval(), net.target_map)):   # pooled vector, map
+        assert dec(phi(feats)).shape == (3, 3, 32, 32)
+        e = reconstruction_errors(net, dec, feats, imgs, [(0, 1, 'a b'), (2, 0, 'b')], v)
+        rec = dec(phi(feats[[0, 2]]))                                        # Image only: ψ is the reference's feature
+        torch.testing.assert_close(torch.tensor(e['err_to_query']), 255 * (rec - imgs[[0, 2]]).abs().mean())     # grey levels
+        torch.testing.assert_close(torch.tensor(e['err_to_target']), 255 * (rec - imgs[[1, 0]]).abs().mean())
+
+
+@pytest.mark.parametrize('method', ['Image only', 'TIRG', 'FiLM', 'Concatenate'])
+def test_feature_maps_average_to_the_pooled_features(method):
+    net = Composer(method, vocab_size=15, c_img=6, d=8, embed_dim=5, fmap=2).eval()
+    x = torch.randn(4, 6, 4, 4); tok = torch.randint(4, 15, (4, 3)); ln = torch.tensor([3, 1, 2, 3])
+    with torch.no_grad():
+        torch.testing.assert_close(net.target_map(x).mean((2, 3)), net.target(x))
+        torch.testing.assert_close(net.compose_map(x, tok, ln).mean((2, 3)), net.compose(x, tok, ln))
+
+
+def test_colour_accuracy_and_modification_visible():
+    from erret.tirg import colour_accuracy, modification_visible, css_modification, small_images
+    objs = lambda *os_: [{'shape': s, 'color': c, 'size': z, 'pos': p} for s, c, z, p in os_]
+    a = ('circle', 'red', 'large', (0.5, 0.5)); b = ('rectangle', 'blue', 'small', (0.2, 0.8))
+    sp = CSSSplit('t', [objs(a, b), objs(a[:1] + ('yellow',) + a[2:], b), objs(a, b[:2] + ('large',) + b[3:]),
+                        objs(a), objs(a, b, ('triangle', 'green', 'small', (0.8, 0.2)))], [0, 1, 2, 3, 4], [], [None] * 5)
+    im = small_images(sp)
+    assert colour_accuracy(im, sp) == 100 and colour_accuracy(torch.ones_like(im), sp) == 0
+    q = [(0, 1, 'make red circle yellow'), (0, 2, 'make blue square large'), (0, 4, 'add ...'), (0, 3, 'remove ...')]
+    assert [css_modification(sp, s, t)[0] for s, t, _ in q] == ['colour', 'size', 'add', 'remove']
+    assert modification_visible(im[[1, 2, 4, 3]], sp, q, im) == {'colour': 100., 'size': 100., 'add': 100., 'remove': 100.}
+    assert modification_visible(im[[0, 0, 0, 0]], sp, q, im) == {'colour': 0., 'size': 0., 'add': 0., 'remove': 0.}
 
 
 def test_fashion_and_mit_states_queries():
