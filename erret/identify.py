@@ -480,7 +480,8 @@ def top_word_rates(model: IdentifyNet, D: IdentifyData, rows: list, max_len: int
         mw, gx = explain(model, img, tok, L)[2], grad_x_input(model, img, tok, L).detach()
         for k, (r, w) in enumerate(zip(rs, words)):
             if not w: continue
-            ok = [t in object_tokens(D.world, D.image_ids[r] - 1) for t in w]
+            names = object_tokens(D.world, D.image_ids[r] - 1)                   # once per caption: it regenerates the scene
+            ok = [t in names for t in w]
             hits['EB (temporal)'].append(ok[int(mw[k, :len(w)].argmax())]); hits['Gradient × input'].append(ok[int(gx[k, :len(w)].argmax())])
             hits['Random word'].append(float(np.mean(ok)))
             hits['First noun'].append(next((o for t, o in zip(w, ok) if t in _SHAPE_TOKENS), False))
