@@ -855,7 +855,7 @@ def plot_gate_probe(gp: dict, ax=None):
     return ax
 
 # %% ../nbs/10_err.ipynb 97
-def plot_lesson_examples(model: ERRModel, L: LessonData, queries=(0, 1, 2), split: str = 'test', size: int = 64):
+def plot_lesson_examples(model: ERRModel, L: LessonData, queries=(0, 1, 2), split: str = 'test', size: int = 128):
     "For a few lesson queries: the query scene with its phrase, then its candidates in the order `model` ranks them"
     from erret.text import numericalize
     from erret.viz import retrieval_grid
@@ -975,14 +975,14 @@ def top_results(model: ERRModel, E: ERRData, split: str = 'test', queries=None, 
     return queries, rows, hits
 
 def plot_err_results(model: ERRModel, E: ERRData, split: str = 'test', queries=None, k: int = 5, device='cpu'):
-    "Fig. 7: query region (red) and phrase, top-k regions: targets red, others yellow"
+    "Fig. 7 in erret's colours: the query region (blue) under its phrase, the top-k regions framed and boxed green (target) or red (miss)"
     from erret.viz import retrieval_grid
     qs = E.bench.queries[split]
     queries, rows, hits = top_results(model, E, split, queries, k, device)
     im = lambda r: E.data.info(r.image_id).open().convert('RGB')
     return retrieval_grid([im(qs[i].query) for i in queries], [[im(E.bench.regions[r]) for r in row] for row in rows], hits,
                           query_titles=[qs[i].query.phrase for i in queries], query_boxes=[qs[i].query.box for i in queries],
-                          boxes=[[E.bench.regions[r].box for r in row] for row in rows], style='err')
+                          boxes=[[E.bench.regions[r].box for r in row] for row in rows])
 
 # %% ../nbs/10_err.ipynb 106
 def err_explorer(model: ERRModel, E: ERRData, split: str = 'test', k: int = 5, max_queries: int | None = 200, device='cpu'):

@@ -15,7 +15,7 @@ from erret.core import ErretError
 from erret.results import aggregate_rows, make_row
 from erret.viz import (to_numpy_image, show_image, image_grid, draw_boxes, retrieval_grid, plot_curves, plot_lines,
                        resize_heat, overlay_heatmap, words_colored, results_table, table_figure, save_figure,
-                       colour_square, DEMO_COLOURS, CORRECT, WRONG, NEUTRAL, IMAGENET_MEAN, IMAGENET_STD)
+                       colour_square, DEMO_COLOURS, QUERY, CORRECT, WRONG, NEUTRAL, IMAGENET_MEAN, IMAGENET_STD)
 from erret.widgets import RetrievalExplorer, topk_desc
 
 NAMES = list(DEMO_COLOURS)
@@ -111,7 +111,7 @@ def test_retrieval_grid_without_labels_and_ragged_rows():
     assert len(fig.axes) == 2 + 3 + 1
     assert all(edge(a) == to_rgba(NEUTRAL) for a in fig.axes[1:4])
     fig = retrieval_grid(qs, res, [[True, False, True], [False]], borders=False)
-    assert [edge(fig.axes[i]) for i in (0, 4)] == [to_rgba('black')] * 2              # the queries
+    assert [edge(fig.axes[i]) for i in (0, 4)] == [to_rgba(QUERY)] * 2                # the queries: blue
     assert all(edge(fig.axes[i]) == to_rgba(NEUTRAL) for i in (1, 2, 3, 5))          # the results
 
 
@@ -303,3 +303,19 @@ def test_explorer_no_positives_and_bad_input():
     assert [c for _, _, c in ex.select(1)] == [False] * 5                       # a list of bool rows is a mask
     with pytest.raises(ErretError, match='positives has 1 lists for 2 queries'):
         RetrievalExplorer([colour_square()] * 2, [colour_square()] * 6, np.zeros((2, 6)), positives=[[0]])
+
+
+def test_one_colour_language():
+    "Every grid explains its colours in a legend; long titles are wrapped to the picture's width, never cut"
+    qs, res, ok = _grid_data(2, 3)
+    ok[1][2] = None
+    long = 'a pink pentagon and a purple cross at the bottom of the picture'
+    fig = retrieval_grid(qs, res, ok, query_titles=[long, 'b'])
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ['query', 'hit (correct)', 'miss (wrong)', 'not judged']
+    title = fig.axes[0].get_title()
+    assert '\n' in title and title.replace('\n', ' ') == long
+    assert not retrieval_grid(qs, res, legend=False).legends
+    assert [t.get_text() for t in retrieval_grid(qs, res).legends[0].get_texts()] == ['query']
+    fig = image_grid(qs, ['make the top-left object large and red', 'x'])
+    assert fig.axes[0].get_title().replace('\n', ' ') == 'make the top-left object large and red'
+    assert fig.get_size_inches()[0] >= 2 * 2.0                                   # 64-px scenes drawn at >= 2 inches
