@@ -151,6 +151,7 @@ def draw_boxes(img, boxes, # (K, 4) xyxy in pixels
                captions: Sequence[str] | None = None, colors=None, ax: Axes | None = None,
                title: str | None = None, denorm: bool = False, linewidth: float = 2, fontsize: int = 7) -> Axes:
     "Show `img` with `boxes` (K, 4) xyxy, each with its caption on a label of the box's colour; returns the axes"
+    boxes = _as_boxes(boxes)                    # a bad box array fails before a figure is made
     ax = show_image(img, ax, title, denorm)
     return _draw_boxes_on(ax, boxes, captions, colors, linewidth, fontsize)
 

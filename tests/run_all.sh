@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The one test command: every notebook under nbdev_test (smoke presets), then pytest tests/.
+# The one test command: every notebook under nbdev_test (smoke presets), then pytest tests/ (which also builds the
+# documentation site and checks it and the retrieval explorer in headless Chromium when the docs extra and
+# chromium / chromium-driver are installed; screenshots in _build/screenshots/).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export MPLBACKEND=Agg
