@@ -1,5 +1,5 @@
 "Headless Chromium for the browser checks (tests/test_docs_browser.py, tests/test_widget_browser.py): skip reasons, a driver, a local server, screenshots"
-import http.server, os, shutil, socket, threading, time
+import http.server, os, shutil, socket, sys, threading, time
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -14,6 +14,17 @@ def chromium() -> tuple[str | None, str | None]:
     return browser, shutil.which('chromedriver')
 
 
+def jupyter_book() -> str | None:
+    "The jupyter-book command: on PATH, or beside this Python (a venv that is not activated)"
+    here = Path(sys.executable).parent / 'jupyter-book'
+    return shutil.which('jupyter-book') or (str(here) if here.exists() else None)
+
+
+def env_path() -> dict:
+    "os.environ with this Python's bin folder first on PATH (for tests/build_docs.sh and its jupyter-book)"
+    return {**os.environ, 'PATH': f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
 def missing(*needs: str) -> str | None:
     "Why the browser checks cannot run here (None when they can): `needs` are 'jupyter-book' and/or 'jupyterlab'"
     browser, driver = chromium()
@@ -21,7 +32,7 @@ def missing(*needs: str) -> str | None:
     if driver is None: return 'no chromedriver (apt-get install -y chromium-driver)'
     try: import selenium  # noqa: F401
     except ImportError: return 'no selenium (pip install -e ".[docs]")'
-    if 'jupyter-book' in needs and shutil.which('jupyter-book') is None: return 'no jupyter-book (pip install -e ".[docs]")'
+    if 'jupyter-book' in needs and jupyter_book() is None: return 'no jupyter-book (pip install -e ".[docs]")'
     if 'jupyterlab' in needs:
         try: import jupyterlab  # noqa: F401
         except ImportError: return 'no jupyterlab'

@@ -6,7 +6,7 @@ apt-get install -y chromium chromium-driver). ERRET_DOCS_BUILT=1 reuses an exist
 import json, os, re, subprocess, time
 from pathlib import Path
 import pytest
-from browser_util import ROOT, missing, make_driver, serve, wait_for, screenshot
+from browser_util import ROOT, missing, make_driver, serve, wait_for, screenshot, env_path
 
 why = missing('jupyter-book')
 pytestmark = pytest.mark.skipif(why is not None, reason=f'browser checks need what is missing here: {why}')
@@ -32,7 +32,7 @@ def n_image_outputs(name: str) -> int:
 def site():
     if os.environ.get('ERRET_DOCS_BUILT') != '1' or not (HTML / 'index.html').exists():
         t = time.time()
-        r = subprocess.run([str(ROOT / 'tests' / 'build_docs.sh')], cwd=ROOT, capture_output=True, text=True, timeout=1200)
+        r = subprocess.run([str(ROOT / 'tests' / 'build_docs.sh')], cwd=ROOT, env=env_path(), capture_output=True, text=True, timeout=1200)
         assert r.returncode == 0, f'build_docs.sh failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}'
         print(f'site built in {time.time() - t:.0f} s')
     with serve(HTML) as url: yield url
