@@ -21,6 +21,7 @@ min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), cfg['license'])
 dev_requirements = shlex.split(cfg.get('dev_requirements') or '')
 docs_requirements = shlex.split(cfg.get('docs_requirements') or '')  # the site (tests/build_docs.sh) and its browser checks
+lab_requirements = shlex.split(cfg.get('lab_requirements') or '')  # `erret lab`: nbgrader, for instructors
 
 setuptools.setup(
     name=cfg['lib_name'],
@@ -33,7 +34,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=['erret', 'erret.*']),
     include_package_data=True,
     install_requires=requirements,
-    extras_require={'dev': dev_requirements, 'docs': docs_requirements},
+    extras_require={'dev': dev_requirements, 'docs': docs_requirements, 'lab': lab_requirements},
     python_requires='>=' + cfg['min_python'],
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',

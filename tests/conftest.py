@@ -5,6 +5,18 @@ matplotlib.use('Agg')
 import pytest
 
 
+def pytest_configure(config):
+    config.addinivalue_line('markers', 'slow: long end-to-end runs (every paper\'s lab graded); skipped unless ERRET_SLOW=1')
+
+
+def pytest_collection_modifyitems(config, items):
+    "`@pytest.mark.slow` tests run only with ERRET_SLOW=1 (e.g. `ERRET_SLOW=1 pytest tests/test_lab.py`)"
+    if os.environ.get('ERRET_SLOW'): return
+    skip = pytest.mark.skip(reason='slow: set ERRET_SLOW=1 to run it')
+    for item in items:
+        if item.get_closest_marker('slow'): item.add_marker(skip)
+
+
 @pytest.fixture(scope='module')
 def one_thread():
     "Tiny models: one torch/BLAS thread avoids oversubscription on a shared 2-core machine (`erret.core.cpu_threads`)"
@@ -31,7 +43,7 @@ def quirky(tmp_path_factory):
 def _uncached(request, monkeypatch):
     "A test module that sets `UNCACHED = ('erret.rrt', ...)` computes features instead of filling the shared cache with keys of throw-away folders"
     for m in getattr(request.module, 'UNCACHED', ()):
-        monkeypatch.setattr(f'{m}.cached', lambda key, fn, folder='features': fn())
+        monkeypatch.setattr(f'{m}.cached', lambda key, fn, folder='features', what=None: fn())
 
 
 @pytest.fixture
