@@ -221,13 +221,19 @@ def lab_notebook(paper: str, nbs=None) -> tuple[dict, list]:
     "`paper`'s lab as an nbgrader source notebook (a dict), and its `Exercise`s"
     if paper not in LABS: raise ErretError(f"unknown paper {paper!r}; expected one of: {', '.join(LABS)}")
     nbs = Path(nbs) if nbs else nbs_dir()
-    cells, dirs = [], []
+    cells, dirs, titles = [], [], []
     for fn, stop in LABS[paper]:
+        titles.append(None)
         for c, d in _part(nbs / fn, stop):
+            if c['cell_type'] == 'markdown' and titles[-1] is None: titles[-1] = ''.join(c['source']).lstrip('# ').split('\n')[0]
             if {w[0] for w in d if w} & set(SKIP_FLAGS) or ['eval', 'false'] in d: continue
             src = ''.join(c['source'])
             if c['cell_type'] == 'code': src = strip_directives(src)
             if src.strip() and c['cell_type'] in ('code', 'markdown'): cells.append(_cell(c['cell_type'], src, c.get('id'))); dirs.append(d)
+    seen = set()
+    for c in cells:                                           # ids stay unique when a lab joins two notebooks
+        if c['id'] in seen: c['id'] = uuid.uuid4().hex[:8]
+        seen.add(c['id'])
     marks = [(c['id'], parse_exercise(w)) for c, d in zip(cells, dirs) for w in d if w and w[0] == 'exercise']
     if not marks: raise ErretError(f"{paper}: its notebooks have no '#| exercise' marks")
     for cid, ex in marks:
@@ -235,18 +241,15 @@ def lab_notebook(paper: str, nbs=None) -> tuple[dict, list]:
         a, g, ex.about = _answer(cells, dirs, i, ex)
         _check(cells, g, ex)
         ex.answer, ex.grader = cells[a]['id'], cells[g]['id']
-    exs, seen = [ex for _, ex in marks], set()
+    exs = [ex for _, ex in marks]
     if len({ex.name for ex in exs}) < len(exs): raise ErretError(f"{paper}: two exercises share a name")
-    for c in cells:                                           # ids stay unique when a lab joins two notebooks
-        if c['id'] in seen: c['id'] = uuid.uuid4().hex[:8]
-        seen.add(c['id'])
-    cells[:0] = [_cell('markdown', _header(paper, cells, exs)), _cell('code', SMOKE_CELL, grade_id='smoke_preset', locked=True)]
+    cells[:0] = [_cell('markdown', _header(paper, titles[-1] or paper, exs)), _cell('code', SMOKE_CELL, grade_id='smoke_preset', locked=True)]
     return {'cells': cells, 'metadata': {'kernelspec': {'display_name': 'Python 3', 'language': 'python', 'name': 'python3'},
                                          'language_info': {'name': 'python'}}, 'nbformat': 4, 'nbformat_minor': 5}, exs
 
-def _header(paper: str, cells: list, exs: list) -> str:
+def _header(paper: str, title: str, exs: list) -> str:
+    "The lab's first cell: its title (the paper notebook's), where it comes from, the exercises and their points"
     import erret
-    title = next((c['source'].lstrip('# ').split('\n')[0] for c in cells if c['cell_type'] == 'markdown'), paper)
     rows = '\n'.join(f"| `{ex.name}` | {ex.about.replace('|', chr(92) + '|')} | {ex.points} |" for ex in exs)
     files = ', '.join(f'`nbs/{f}`' for f, _ in LABS[paper])
     return (f"# Lab: {title}\n\nMade by `erret lab {paper}` (erret {erret.__version__}) from {files}. Write your code where a "
