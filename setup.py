@@ -33,6 +33,7 @@ setuptools.setup(
     url=cfg['git_url'],
     packages=setuptools.find_packages(include=['erret', 'erret.*']),
     include_package_data=True,
+    package_data={'erret': ['weights/*.pt']},   # the shipped world-pretrained weights (erret pretrain rebuilds them)
     install_requires=requirements,
     extras_require={'dev': dev_requirements, 'docs': docs_requirements, 'lab': lab_requirements},
     python_requires='>=' + cfg['min_python'],

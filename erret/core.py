@@ -4,10 +4,12 @@
 
 # %% auto 0
 __all__ = ['IN_TEST', 'PRESETS', 'default_preset', 'ErretError', 'seed_everything', 'get_device', 'cpu_threads', 'data_dir',
-           'cache_dir', 'atomic_write', 'save_json', 'torch_save', 'file_lock', 'stable_hash', 'Config']
+           'cache_dir', 'weights_dir', 'record_weights', 'used_weights', 'atomic_write', 'save_json', 'torch_save',
+           'file_lock', 'stable_hash', 'Config', 'config_overrides', 'set_quiet', 'quiet_now', 'phase', 'track',
+           'phases', 'note']
 
 # %% ../nbs/00_core.ipynb 2
-import os, sys, json, random, hashlib, tempfile, dataclasses, contextlib
+import os, sys, json, time, random, hashlib, tempfile, dataclasses, contextlib
 from dataclasses import dataclass, asdict, fields
 from pathlib import Path
 from typing import ClassVar, Any
@@ -77,6 +79,25 @@ def cache_dir(*parts) -> Path:
     return data_dir('cache', *parts)
 
 # %% ../nbs/00_core.ipynb 23
+def weights_dir() -> Path:
+    "Where the shipped world-pretrained weights are read: `$ERRET_WEIGHTS`, else the package's `weights/` folder"
+    env = os.environ.get('ERRET_WEIGHTS')
+    return Path(env).expanduser() if env else Path(__import__('erret').__file__).parent / 'weights'   # (this module's folder)
+
+# %% ../nbs/00_core.ipynb 26
+_USED_WEIGHTS: dict = {}                # name -> {'hash': ..., 'source': 'shipped' | 'cache' | 'trained', 'file': ...}
+
+def record_weights(name: str, **info):
+    "Note that this process used the weights `name` (e.g. `hash=`, `source=`, `file=`); `results.json` lists them"
+    _USED_WEIGHTS[name] = info
+
+def used_weights(clear: bool = False) -> dict:
+    "The weights recorded since the last `used_weights(clear=True)`"
+    out = dict(_USED_WEIGHTS)
+    if clear: _USED_WEIGHTS.clear()
+    return out
+
+# %% ../nbs/00_core.ipynb 29
 @contextlib.contextmanager
 def atomic_write(path, mode: str = 'w', **kwargs):
     "Open a temporary file beside `path` for writing; rename it over `path` only if the block succeeds"
@@ -109,7 +130,7 @@ def file_lock(path):
         try: yield
         finally: fcntl.flock(f, fcntl.LOCK_UN)
 
-# %% ../nbs/00_core.ipynb 26
+# %% ../nbs/00_core.ipynb 32
 def _jsonable(o):
     if dataclasses.is_dataclass(o) and not isinstance(o, type): return {k: _jsonable(v) for k, v in asdict(o).items()}
     if isinstance(o, dict): return {str(k): _jsonable(v) for k, v in o.items()}
@@ -123,7 +144,9 @@ def stable_hash(*objs, n: int = 12) -> str:
     s = json.dumps([_jsonable(o) for o in objs], sort_keys=True, default=str)
     return hashlib.sha1(s.encode()).hexdigest()[:n]
 
-# %% ../nbs/00_core.ipynb 29
+# %% ../nbs/00_core.ipynb 35
+_OVERRIDES: dict = {}                # class name -> {field: value}: see `config_overrides`
+
 @dataclass
 class Config:
     "Base experiment config: field defaults are the `quick` preset, `_full`/`_smoke` list overrides"
@@ -133,11 +156,15 @@ class Config:
     _smoke: ClassVar[dict] = {}
 
     @classmethod
-    def quick(cls, **kw): return cls(**{'preset': 'quick', **kw})
+    def quick(cls, **kw): return cls._make({'preset': 'quick', **kw})
     @classmethod
-    def full(cls, **kw): return cls(**{**cls._full, 'preset': 'full', **kw})
+    def full(cls, **kw): return cls._make({**cls._full, 'preset': 'full', **kw})
     @classmethod
-    def smoke(cls, **kw): return cls(**{**cls._smoke, 'preset': 'smoke', **kw})
+    def smoke(cls, **kw): return cls._make({**cls._smoke, 'preset': 'smoke', **kw})
+    @classmethod
+    def _make(cls, kw: dict):
+        "`cls(**kw)` with the active `config_overrides` for this class on top"
+        return cls(**{**kw, **_OVERRIDES.get(cls.__name__, {})})
     @classmethod
     def from_preset(cls, name: str | None = None, **kw):
         "The config for preset `name` (`smoke`, `quick` or `full`; `None` = `default_preset()`)"
@@ -158,3 +185,79 @@ class Config:
         unknown = set(d) - set(names)
         if unknown: raise ErretError(f"{path}: unknown config fields {sorted(unknown)} for {cls.__name__}")
         return cls(**{k: tuple(v) if isinstance(getattr(cls(), k), tuple) else v for k, v in d.items()})
+
+# %% ../nbs/00_core.ipynb 39
+@contextlib.contextmanager
+def config_overrides(**by_class: dict):
+    "In the block, every `XConfig` built from a preset gets `by_class['XConfig']` on top (e.g. `TIRGConfig=dict(epochs=1)`)"
+    old = dict(_OVERRIDES)
+    for name, kw in by_class.items():
+        if not isinstance(kw, dict): raise ErretError(f"config_overrides({name}=...): expected a dict of field values, got {type(kw).__name__}")
+        _OVERRIDES[name] = {**_OVERRIDES.get(name, {}), **kw}
+    try: yield
+    finally: _OVERRIDES.clear(); _OVERRIDES.update(old)
+
+# %% ../nbs/00_core.ipynb 42
+_QUIET: bool | None = None              # None: automatic (off under tests); see `set_quiet`
+_PHASES: list = []                      # the open phases, outermost first
+
+def set_quiet(quiet: bool | None = True):
+    "Silence erret's progress output (`True`), force it on (`False`), or back to automatic (`None`)"
+    global _QUIET; _QUIET = quiet
+
+def quiet_now() -> bool:
+    "Is progress output off? (`set_quiet`, else `$ERRET_QUIET`, under nbdev_test / pytest, or on a DDP rank > 0)"
+    if _QUIET is not None: return _QUIET
+    return (bool(os.environ.get('ERRET_QUIET')) or IN_TEST or 'PYTEST_CURRENT_TEST' in os.environ
+            or os.environ.get('RANK', '0') != '0')     # torchrun: rank 0 talks for everyone
+
+def _terminal() -> bool:
+    "Bars only when a person watches the output live"
+    try: return sys.stdout.isatty() and sys.stderr.isatty()
+    except (AttributeError, ValueError): return False
+
+# %% ../nbs/00_core.ipynb 43
+class phase:
+    "A long step: `with phase('features', total=n) as p: ... p.update()`; a bar in a terminal, one timed line otherwise"
+    def __init__(self, name: str, total: int | None = None, unit: str = 'it'):
+        self.name, self.total, self.unit, self.n, self.info, self.bar = name, total, unit, 0, '', None
+    def __enter__(self):
+        self.t0, self.depth = time.time(), len(_PHASES)
+        if not quiet_now() and _terminal():
+            from tqdm.auto import tqdm
+            self.bar = tqdm(total=self.total, desc=self.name, unit=self.unit, leave=self.depth == 0, dynamic_ncols=True,
+                            position=self.depth, mininterval=0.5)
+        _PHASES.append(self); return self
+    def update(self, n: int = 1):
+        "`n` more items done"
+        self.n += n
+        if self.bar is not None: self.bar.update(n)
+    def note(self, info: str):
+        "What the phase is doing now (e.g. 'epoch 3/8 loss 0.41'); the last note ends its line"
+        self.info = info
+        if self.bar is not None: self.bar.set_postfix_str(info, refresh=False)
+    @property
+    def seconds(self) -> float: return time.time() - self.t0
+    def __exit__(self, typ, *_):
+        if _PHASES and _PHASES[-1] is self: _PHASES.pop()
+        if self.bar is not None: self.bar.close()
+        elif not quiet_now() and typ is None:
+            count = f", {self.n:,} {self.unit}{'s' * (self.n != 1)}" if self.n and self.unit != 'it' else ''
+            note = f" ({self.info})" if self.info else ''
+            print(f"[erret] {'  ' * self.depth}{self.name}: {self.seconds:.1f} s{count}{note}", flush=True)
+        return False
+
+def track(items, name: str, total: int | None = None, unit: str = 'it'):
+    "Iterate over `items` inside a `phase` that counts them"
+    total = total if total is not None else (len(items) if hasattr(items, '__len__') else None)
+    with phase(name, total, unit) as p:
+        for x in items: yield x; p.update()
+
+def phases(items, name: str):
+    "Iterate over `items`, each step inside its own `phase(name.format(item))` (e.g. one line per seed)"
+    for x in items:
+        with phase(name.format(x)): yield x
+
+def note(info: str):
+    "Set the note of the innermost open phase (no-op outside one): how loops deep inside report"
+    if _PHASES: _PHASES[-1].note(info)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 import erret
-from .core import ErretError, atomic_write, data_dir, stable_hash, save_json
+from .core import ErretError, atomic_write, data_dir, stable_hash, save_json, phase
 from .world import (World, WorldConfig, Scene, render, object_boxes, describe_regions, entity_captions,
                          SHAPE_WORDS, WORLD_VERSION, css_modify, shape_vertices)
 
@@ -1177,7 +1177,8 @@ def world_dataset(format: str = 'vg', n_images: int = 1000, seed: int = 0, size:
     key = stable_hash(format, n_images, seed, size, world_kw, WORLD_VERSION, DATASETS_VERSION)
     root = data_dir('worlds', f'{format}-{n_images}-s{seed}-{size}px-{key}')
     if (root / _MARKER).exists(): return root
-    info = write_world(root, format, n_images, seed, size, **world_kw)
+    with phase(f"writing the Shapes world: {n_images:,} images, {format} format (cached for the next run)"):
+        info = write_world(root, format, n_images, seed, size, **world_kw)
     save_json({'format': format, 'n_images': n_images, 'seed': seed, 'size': size, 'world_kw': world_kw, 'info': info}, root / _MARKER)
     return root
 

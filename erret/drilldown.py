@@ -19,10 +19,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .core import Config, ErretError, seed_everything, cpu_threads, get_device, stable_hash, default_preset
+from .core import phase, phases
 from .datasets import VGData, load_vg, world_dataset, read_images, to_frame, merge_repairs, describe_repairs
 from .text import Vocab, pad_batch, length_mask
 from .encoders import GRUEncoder, roi_features
-from .backbone import BackboneConfig, pretrained_backbone, feature_maps, cached
+from .backbone import BackboneConfig, pretrained_backbone, feature_maps, cached, weights_hash
 from .losses import hinge_triplet_loss
 from .metrics import first_positive_rank, recall_at_k
 from .learner import Learner, make_loader
@@ -154,7 +155,7 @@ def load_drilldown(cfg: DrilldownConfig, data=None, device='cpu', backbone: str 
     bcfg = BackboneConfig.from_preset(backbone)
     bb = pretrained_backbone(bcfg, device=device, quiet=True)
     every = ids['train'] + ids['test']
-    key = stable_hash(str(Path(root).resolve()), every, cfg.n_boxes, cfg.grid, bcfg.hash(), bcfg.size, 'letterbox')   # 'letterbox': features of read_images + frames
+    key = stable_hash(str(Path(root).resolve()), every, cfg.n_boxes, cfg.grid, weights_hash(bb), bcfg.size, 'letterbox')   # 'letterbox': features of read_images + frames
     feats, fmask, boxes, glob, frames = cached(f'drilldown-{key}', lambda: region_features(vg, every, bb, cfg.n_boxes, cfg.grid, device, size=bcfg.size))
     vocab = Vocab.build([p for i in ids['train'] for p in phrases[i]])
     tokens = {i: [vocab.encode(p) or [vocab['<unk>']] for p in phrases[i]] for i in every}
@@ -485,13 +486,13 @@ def _reproduce(preset, seeds, data, out, device, log) -> dict:
     t0, preset = time.time(), preset or default_preset()
     cfg = DrilldownConfig.from_preset(preset)
     seeds = list(seeds) if seeds is not None else list(range({'smoke': 1, 'quick': 3, 'full': 5}[preset]))
-    D = load_drilldown(cfg, data, device, backbone='smoke' if preset == 'smoke' else 'quick')
+    with phase('data: sessions and region features'): D = load_drilldown(cfg, data, device, backbone='smoke' if preset == 'smoke' else 'quick')
     log(f"{D} ({time.time() - t0:.0f} s)")
     if describe_repairs(D.vg): log(describe_repairs(D.vg))
     short = sum(len(D.vg.regions[im.image_id]) < max(cfg.min_regions, cfg.T) for im in D.vg.images)   # kept by the loader, too few captions for a session
     if short: log(f"{short} images with fewer than {max(cfg.min_regions, cfg.T)} region captions: no session")
     per_seed, first = [], None
-    for s in seeds:
+    for s in phases(seeds, 'every model, seed {}'):
         rows, models, _ = run_seed(D, cfg, s, device, budgets=s in seeds[:cfg.budget_seeds], log=log)
         per_seed.append(rows); first = first or models
     agg = aggregate_rows(per_seed)

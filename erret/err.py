@@ -28,6 +28,7 @@ from torch import nn
 import torch.nn.functional as F
 from torchvision.ops import box_iou
 from .core import ErretError, IN_TEST, seed_everything
+from .core import phase, phases
 from .text import tokenize, pairwise_bleu, meteor
 from .world import SHAPE_WORDS, COLOUR_WORDS, SIZE_WORDS, TEXTURE_WORDS, FOCI, SHAPES, COLOURS, make_scene, render
 from .datasets import VGRegion, VGData, load_vg, world_dataset, read_images, to_frame, from_frame, merge_repairs, describe_repairs
@@ -540,6 +541,7 @@ def train_err(E: ERRData, cfg: ERRConfig, method: str = 'GRN', text: str = 'lstm
     if len(ds) < 2: raise ErretError(f"train_err: {len(ds)} training queries; build the benchmark from more images")
     collate = lambda items: tuple(torch.stack(x) for x in zip(*items))
     model = ERRModel(E.feats.shape[1], len(E.vocab), method, text=text, fc=fc, proj=cfg.proj, embed_dim=cfg.embed_dim, text_dim=cfg.text_dim)
+    if model.text_free and isinstance(model.proj, nn.Identity): return model.eval()   # Visual Feature without a projection (full): raw features, nothing to train
     loss = lambda m, b: err_loss(m, b, cfg.n_neg, cfg.tau, in_batch)
     Learner(model, make_loader(ds, min(cfg.batch_size, len(ds)), shuffle=True, collate_fn=collate, drop_last=True, device=device), loss,
             lr=cfg.lr, epochs=cfg.epochs, device=device, seed=seed, quiet=True).fit()
@@ -592,7 +594,7 @@ def evaluate_gt(model: ERRModel, E: ERRData, split: str = 'test', max_queries: i
     qs, g, targets, g_images = gt_setup(E, split, max_queries)
     return rank_metrics(model, E, qs, E.feats[g], g_images, targets, device, shuffle_text, text_only)
 
-# %% ../nbs/10_err.ipynb 75
+# %% ../nbs/10_err.ipynb 76
 RELATION_WORDS = frozenset({'above', 'over', 'below', 'under', 'beneath', 'near', 'beside', 'between', 'behind', 'on top of',
                             'left of', 'right of', 'next to', 'in front of', 'inside', 'holding', 'wearing', 'riding'})
 ATTRIBUTE_WORDS = frozenset(w for ws in (*SIZE_WORDS.values(), *TEXTURE_WORDS.values()) for w in ws) | {'tall', 'short', 'long', 'wooden', 'metal', 'plastic'}
@@ -633,7 +635,7 @@ def group_rows(method: str, setting: str, ranks: np.ndarray, groups: dict, ks=(1
     from erret.metrics import recall_at_k
     return [make_row(method, f'{setting} · {g}', **recall_at_k(ranks[m], ks)) for g, m in groups.items() if m.any()]
 
-# %% ../nbs/10_err.ipynb 78
+# %% ../nbs/10_err.ipynb 79
 def object_key(o) -> tuple:
     "An object's identity for matching across images: its first name and its sorted attributes"
     return ((o.names[0] if o.names else '').lower().strip(), tuple(sorted(str(a).lower() for a in o.attributes)))
@@ -664,7 +666,7 @@ def content_negative_groups(E: ERRData, k: int = 3, seed: int = 0, inside: float
     content_negative_groups.found = n_found / max(1, k * len(out))              # share of negatives that share content
     return out
 
-# %% ../nbs/10_err.ipynb 81
+# %% ../nbs/10_err.ipynb 82
 def text_only_groups(E: ERRData) -> list:
     "`gt_groups` with the query region's features zeroed: a GRN trained on them scores candidates from the phrase alone"
     return [[(torch.zeros_like(xq), xt, tok, ln) for xq, xt, tok, ln in g] for g in gt_groups(E)]
@@ -690,7 +692,7 @@ def phrase_information(E: ERRData, cfg: ERRConfig, seeds=(0, 1, 2), lams=(0.1, 0
     lam = max(lams, key=lambda l: np.mean(r['val'][f'fused λ={l}']))
     return {'lambda': lam, 'val': dict(r['val']), 'test': dict(r['test'])}
 
-# %% ../nbs/10_err.ipynb 85
+# %% ../nbs/10_err.ipynb 86
 LESSON_KINDS = ('colour', 'shape', 'both')     # which aspect of object A the phrase names
 
 @dataclass
@@ -732,7 +734,7 @@ def lesson_scenes(n_queries: int, n_pos: int = 1, n_neg: int = 3, seed: int = 0)
         qs.append(LessonQuery(q, lesson_phrase(a, kind, rng), kind, a, b, pos + neg, n_pos))
     return scenes, qs
 
-# %% ../nbs/10_err.ipynb 88
+# %% ../nbs/10_err.ipynb 89
 @dataclass
 class LessonData:
     "The lesson's features `(N, C, s, s)` of every scene, the scenes, queries per split and the training vocabulary"
@@ -782,7 +784,7 @@ def evaluate_lesson(model: ERRModel, L: LessonData, split: str = 'test', shuffle
     acc = np.mean([(sub[i, P[i]][:, None] > sub[i, ~P[i]][None]).mean() for i in range(len(qs))])
     return {**recall_at_k(first_positive_rank(sub, P), ks), 'pair acc': 100 * float(acc)}
 
-# %% ../nbs/10_err.ipynb 91
+# %% ../nbs/10_err.ipynb 92
 LESSON_METHODS = ('Visual Feature', 'Visual-Language Concat Feature', 'GRN w/o Residual Layer', 'GRN')
 
 def lesson_config(cfg: ERRConfig) -> ERRConfig:
@@ -804,7 +806,7 @@ def run_lesson(L: LessonData, cfg: ERRConfig, seed: int = 0, methods=LESSON_METH
             rows.append(make_row('GRN (shuffled query text)', 'lesson', **res))
     return rows, models
 
-# %% ../nbs/10_err.ipynb 94
+# %% ../nbs/10_err.ipynb 95
 @torch.no_grad()
 def gate_values(model: ERRModel, X: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     "Eq. 1's gate of a GRN `model` for regions X `(N, C, s, s)` under their texts, averaged over the map -> `(N, Cp)`"
@@ -854,7 +856,7 @@ def plot_gate_probe(gp: dict, ax=None):
     ax.figure.tight_layout()
     return ax
 
-# %% ../nbs/10_err.ipynb 97
+# %% ../nbs/10_err.ipynb 98
 def plot_lesson_examples(model: ERRModel, L: LessonData, queries=(0, 1, 2), split: str = 'test', size: int = 128):
     "For a few lesson queries: the query scene with its phrase, then its candidates in the order `model` ranks them"
     from erret.text import numericalize
@@ -869,7 +871,7 @@ def plot_lesson_examples(model: ERRModel, L: LessonData, queries=(0, 1, 2), spli
         ok.append([j < q.n_pos for j in order]); sc.append([float(S[j]) for j in order])
     return retrieval_grid(ims, res, ok, query_titles=[f'"{q.phrase}"' for q in qs], scores=sc)
 
-# %% ../nbs/10_err.ipynb 100
+# %% ../nbs/10_err.ipynb 101
 @dataclass
 class ERRProposals:
     "Proposals of every benchmark image as pseudo-regions, their features `(P, C, s, s)` and split lists"
@@ -959,7 +961,7 @@ def rpn_rows(E: ERRData, cfg: ERRConfig, R: ERRProposals, seed: int, device='cpu
         rows.append(make_row(m, setting, **res))
     return rows
 
-# %% ../nbs/10_err.ipynb 103
+# %% ../nbs/10_err.ipynb 104
 def top_results(model: ERRModel, E: ERRData, split: str = 'test', queries=None, k: int = 5, device='cpu'):
     "For queries (indices into the split's queries): top-k candidate rows of `E.feats` and hit flags"
     from erret.text import numericalize
@@ -984,7 +986,7 @@ def plot_err_results(model: ERRModel, E: ERRData, split: str = 'test', queries=N
                           query_titles=[qs[i].query.phrase for i in queries], query_boxes=[qs[i].query.box for i in queries],
                           boxes=[[E.bench.regions[r].box for r in row] for row in rows])
 
-# %% ../nbs/10_err.ipynb 106
+# %% ../nbs/10_err.ipynb 107
 def err_explorer(model: ERRModel, E: ERRData, split: str = 'test', k: int = 5, max_queries: int | None = 200, device='cpu'):
     "An ipywidgets `RetrievalExplorer` over the split's queries and GT candidates"
     from erret.widgets import RetrievalExplorer
@@ -1000,7 +1002,7 @@ def err_explorer(model: ERRModel, E: ERRData, split: str = 'test', k: int = 5, m
                              query_titles=[q.query.phrase for q in qs], gallery_titles=[E.bench.regions[j].phrase for j in g],
                              query_boxes=[q.query.box for q in qs], gallery_boxes=[E.bench.regions[j].box for j in g], style='err')
 
-# %% ../nbs/10_err.ipynb 109
+# %% ../nbs/10_err.ipynb 110
 @torch.no_grad()
 def two_stage_scores(model: ERRModel, Xq: torch.Tensor, Xg: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor,
                      M: int = 1000, device='cpu') -> torch.Tensor:
@@ -1019,7 +1021,7 @@ def two_stage_scores(model: ERRModel, Xq: torch.Tensor, Xg: torch.Tensor, tokens
         S[q, idx] = (model.embed_pairs(P[idx.to(P.device)], tuple(t[q:q + 1] for t in T))[0] @ eq[q]).cpu()   # stage 2
     return S
 
-# %% ../nbs/10_err.ipynb 112
+# %% ../nbs/10_err.ipynb 113
 from .bench import register_bench, bench_entry
 
 @register_bench('err_scoring')
@@ -1060,7 +1062,7 @@ def bench_err_scoring(quick: bool = False, n_candidates: int | None = None, n_qu
                                n_test_candidates=len(gi), exhaustive_R10=r_ex, two_stage_R10=r_2s, definition='R@10 exhaustive - R@10 two-stage (M = G/10)'))
     return out
 
-# %% ../nbs/10_err.ipynb 115
+# %% ../nbs/10_err.ipynb 116
 TABLE2 = ('Visual Feature', 'Visual-Language LSTM Feature', 'Visual-Language Concat Feature', 'GRN w/o Residual Layer', 'GRN')
 
 def queries_setting(base: str, n: int, total: int) -> str:
@@ -1116,18 +1118,18 @@ def _reproduce(preset, seeds, data, out, device, rpn, log) -> dict:
     seeds = list(seeds) if seeds is not None else list(range(1 if preset == 'smoke' else 3))
     if data is not None and not (Path(data) / 'region_descriptions.json').exists():
         raise ErretError(f"{data}: not a VG folder (region_descriptions.json not found)")
-    E = load_err(cfg, data, device)
+    with phase('data: the ERR benchmark and its region features'): E = load_err(cfg, data, device)
     log(f"{E.bench}; features {tuple(E.feats.shape)}")
     if describe_repairs(E.data): log(describe_repairs(E.data))
     R = proposals_for(E, cfg, device) if rpn else None
     if R is not None: log(f"proposals: {len(R.regions)}, recall of test boxes {R.metrics}")
     per_seed, models = [], None
-    for s in seeds:
+    for s in phases(seeds, 'Tables 2-5, seed {}'):
         rows, ms = run_seed(E, cfg, s, device, R, log); per_seed.append(rows); models = models or ms
     t1 = time.perf_counter(); L = lesson_data(E.backbone, cfg.lesson_queries, cfg.lesson_eval, size=cfg.size, output_size=cfg.output_size)
     log(f"lesson: {len(L.queries['train'])} training / {len(L.queries['test'])} test queries, features {time.perf_counter() - t1:.0f} s")
     gate_r, lesson_models, probe = [], None, probe_features(E.backbone, size=cfg.size, output_size=cfg.output_size)
-    for k, s in enumerate(seeds):                                                   # the controlled lesson, same seeds
+    for k, s in enumerate(phases(seeds, 'the controlled lesson, seed {}')):                                             # the controlled lesson, same seeds
         rows, lm = run_lesson(L, cfg, s, methods=('Visual Feature', 'GRN'), device=device, log=log)
         per_seed[k] += rows; lesson_models = lesson_models or lm
         gp = gate_probe(lm['GRN'], L, E.backbone, probe=probe); gate_r.append(gp['r']); gp0 = gp if k == 0 else gp0

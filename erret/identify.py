@@ -21,6 +21,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from .core import Config, ErretError, IN_TEST, default_preset, get_device, seed_everything, cpu_threads
+from .core import phase, phases
 from .text import Vocab, tokenize, pad_batch, PAD_IDX, SOS_IDX, EOS_IDX
 from .world import World, WorldConfig, SHAPE_WORDS, plural
 from .datasets import load_coco_captions, world_dataset, read_images, merge_repairs, describe_repairs
@@ -565,13 +566,13 @@ def _reproduce(preset, seeds, data, out, device, log) -> dict:
     t0, preset = time.time(), preset or default_preset()
     cfg = IdentifyConfig.from_preset(preset)
     seeds = list(seeds) if seeds is not None else list(range(1 if preset == 'smoke' else 3))
-    D, body = load_identify(cfg, data, device)
+    with phase('data: captions and image features'): D, body = load_identify(cfg, data, device)
     log(f"{D}; features {tuple(D.feats.shape)}")
     if describe_repairs(D.repairs): log(describe_repairs(D.repairs))      # e.g. missing files dropped, captions beyond 5 ignored
     pairs = validation_pairs(D, cfg.pair_batches, cfg.pair_batch)
     exs = pointing_examples(D, 'val', cfg.n_point) if D.world is not None else []
     per_seed, model = [], None
-    for s in seeds:
+    for s in phases(seeds, 'models and saliency, seed {}'):
         rows, m = run_seed(D, body, cfg, s, pairs, exs, device, log); per_seed.append(rows); model = model or m
     agg, model = aggregate_rows(per_seed), model.cpu()
     out = Path(out); out.mkdir(parents=True, exist_ok=True)

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, RandomSampler, SequentialSampler, Distr
 from torch.nn.parallel import DistributedDataParallel as DDP
 from tqdm.auto import tqdm
 from fastcore.basics import patch
-from .core import IN_TEST, ErretError, seed_everything, get_device, torch_save
+from .core import IN_TEST, ErretError, seed_everything, get_device, torch_save, note, phase
 
 # %% ../nbs/05_learner.ipynb 10
 def to_device(b, device, non_blocking: bool = False):
@@ -378,23 +378,26 @@ def fit(self: Learner, epochs: int | None = None, # planned epochs (default: the
     "Train; returns the history, one dict per epoch (epoch, train_loss, extras, lr, valid metrics, seconds)"
     if epochs is not None: self.epochs = epochs
     if not (resume and self._resume()): self._fresh()
-    while self.epoch < self.epochs and (stop_after is None or self.epoch < stop_after):
-        t0, epoch = time.time(), self.epoch
-        row = {'epoch': epoch, **self.one_epoch(epoch), 'lr': self.opt.param_groups[0]['lr']}
-        row.update(self.validate())
-        improved = stop = False
-        if rank() == 0:
-            row['seconds'] = round(time.time() - t0, 3)
-            score = self._score(row)
-            improved = not math.isnan(score) and (self.best is None or (score < self.best if self.mode == 'min' else score > self.best))
-            if improved: self.best, self.best_epoch, self._wait = score, epoch, 0
-            else: self._wait += 1
-            stop = self.patience is not None and self._wait >= self.patience
-        row, improved, stop, self.best, self.best_epoch, self._wait = _broadcast((row, improved, stop, self.best, self.best_epoch, self._wait))
-        self.history.append(row); self.epoch = epoch + 1
-        self._save(improved)
-        self._log('  '.join(f'{k} {v:.4g}' if isinstance(v, float) else f'{k} {v}' for k, v in row.items()) + ('  *' if improved else ''))
-        if stop: self._log(f"no improvement of {self.monitor} for {self.patience} epochs: stopping"); break
+    with phase(f"training {type(unwrap(self.model)).__name__}", total=self.epochs, unit='epoch') as ph:   # a bar / a timed line (erret.core)
+        ph.update(self.epoch)
+        while self.epoch < self.epochs and (stop_after is None or self.epoch < stop_after):
+            t0, epoch = time.time(), self.epoch
+            row = {'epoch': epoch, **self.one_epoch(epoch), 'lr': self.opt.param_groups[0]['lr']}
+            row.update(self.validate())
+            improved = stop = False
+            if rank() == 0:
+                row['seconds'] = round(time.time() - t0, 3)
+                score = self._score(row)
+                improved = not math.isnan(score) and (self.best is None or (score < self.best if self.mode == 'min' else score > self.best))
+                if improved: self.best, self.best_epoch, self._wait = score, epoch, 0
+                else: self._wait += 1
+                stop = self.patience is not None and self._wait >= self.patience
+            row, improved, stop, self.best, self.best_epoch, self._wait = _broadcast((row, improved, stop, self.best, self.best_epoch, self._wait))
+            self.history.append(row); self.epoch = epoch + 1
+            ph.update(); note(f"epoch {self.epoch}/{self.epochs}, loss {row['train_loss']:.3g}")
+            self._save(improved)
+            self._log('  '.join(f'{k} {v:.4g}' if isinstance(v, float) else f'{k} {v}' for k, v in row.items()) + ('  *' if improved else ''))
+            if stop: self._log(f"no improvement of {self.monitor} for {self.patience} epochs: stopping"); break
     if is_distributed(): dist.barrier(device_ids=[self.device.index]) if self.device.type == 'cuda' else dist.barrier()
     return self.history
 

@@ -10,7 +10,7 @@ import json, math, platform
 from pathlib import Path
 from collections import defaultdict
 import numpy as np
-from .core import ErretError, save_json, atomic_write
+from .core import ErretError, save_json, atomic_write, used_weights
 
 # %% ../nbs/00a_results.ipynb 5
 def make_row(method: str, setting: str, **metrics) -> dict:
@@ -82,9 +82,10 @@ def results_markdown(d: dict) -> str:
 # %% ../nbs/00a_results.ipynb 17
 def write_results(out_dir, paper: str, preset: str, seeds: list, device: str, runtime_s: float,
                   dataset: dict, rows: list[dict], figures: list[str] = (), config=None, **extra) -> dict:
-    "Validate and write `results.json` + `results.md` (+ `config.json`) under `out_dir`; returns the dict"
+    "Validate and write `results.json` + `results.md` (+ `config.json`) under `out_dir`; returns the dict (with the `weights` the run loaded)"
     d = {'paper': paper, 'preset': preset, 'seeds': list(seeds), 'device': str(device),
-         'runtime_s': float(runtime_s), 'dataset': dataset, 'rows': rows, 'figures': list(figures), **extra}
+         'runtime_s': float(runtime_s), 'dataset': dataset, 'rows': rows, 'figures': list(figures),
+         **({'weights': used_weights()} if used_weights() else {}), **extra}
     validate_results(d)
     out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
     if config is not None: config.save(out/'config.json')

@@ -21,8 +21,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 from .core import Config, ErretError, IN_TEST, default_preset, get_device, seed_everything, cpu_threads, stable_hash
+from .core import phase, phases
 from .datasets import RevisitedData, GLDv2Train, load_roxford, load_gldv2, world_dataset, read_images, letterbox, merge_repairs, describe_repairs
-from .backbone import BackboneConfig, pretrained_backbone, feature_maps, cached
+from .backbone import BackboneConfig, pretrained_backbone, feature_maps, cached, weights_hash
 from .index import Gallery
 from .learner import Learner, make_loader, cosine
 from .metrics import revisited_map, first_positive_rank, recall_at_k
@@ -387,7 +388,7 @@ def rrt_maps(D: RRTData, cfg: RRTConfig, device='cpu', bcfg: BackboneConfig | No
     bcfg = bcfg or BackboneConfig.from_preset()
     bb = pretrained_backbone(bcfg, device=device, quiet=True)
     digest = lambda t: hashlib.sha1(t.contiguous().numpy().tobytes()).hexdigest()                 # the pixels themselves: a change of crop or letterbox is a new key
-    key = stable_hash(str(D.root.resolve()), [digest(getattr(D, s)) for s in ('train', 'db', 'queries')], tuple(cfg.scales), bcfg.hash())
+    key = stable_hash(str(D.root.resolve()), [digest(getattr(D, s)) for s in ('train', 'db', 'queries')], tuple(cfg.scales), weights_hash(bb))
     return cached(f'rrt-maps-{key}', lambda: {s: multiscale_maps(bb, getattr(D, s), cfg.scales, device) for s in ('train', 'db', 'queries')})
 
 METHODS = ('Global', 'Global + SV', 'RRT', 'αQE', 'αQE + RRT')
@@ -491,19 +492,19 @@ def plot_rrt_curve(curve: list, diag: dict, ax=None):
 def reproduce(preset: str | None = None, seeds=None, data=None, out='runs/rrt', device='auto', log=print) -> dict:
     "Train and evaluate Global / Global + SV / RRT / αQE / αQE + RRT over the seeds; write results.json, results.md and the figures under `out`"
     device = get_device(device)
-    with cpu_threads(min(os.cpu_count() or 1, 4), device): return _reproduce(preset, seeds, data, out, device, log)   # L ≥ 32 tokens: 2 cores train 1.5× faster than 1
+    with cpu_threads(2, device): return _reproduce(preset, seeds, data, out, device, log)   # L ≥ 32 tokens: 2 cores train 1.5× faster than 1; always 2 (float sums depend on the thread count: the same numbers on every machine)
 
 def _reproduce(preset, seeds, data, out, device, log) -> dict:
     from erret.viz import save_figure
     t0, preset = time.time(), preset or default_preset()
     cfg = RRTConfig.from_preset(preset)
     seeds = list(seeds) if seeds is not None else list(range({'smoke': 1, 'quick': 3, 'full': 3}[preset]))
-    D = load_rrt(cfg, data)
+    with phase('data: the landmark world'): D = load_rrt(cfg, data)
     log(f"{D}")
     if describe_repairs(merge_repairs(D.rox, D.gld)): log(describe_repairs(merge_repairs(D.rox, D.gld)))
     maps = rrt_maps(D, cfg, device, BackboneConfig.from_preset(preset))
     per_seed, first, diags, curves = [], None, [], []
-    for seed in seeds:
+    for seed in phases(seeds, 'every method, seed {}'):
         r = run_seed(D, maps, cfg, seed, device, ablation=seed == seeds[0], log=log)
         rows, _ = [], diags.append(r['diagnostics']); curves.append([h.get('val AUC') for h in r['curve']])
         for m in METHODS:

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 from .core import Config, ErretError, default_preset, get_device, seed_everything, cpu_threads
+from .core import phase, phases
 from .text import Vocab, tokenize, pad_batch, length_mask
 from .world import COLOURS, NUMBERS
 from .datasets import load_coco_captions, load_coco_instances, world_dataset, count, merge_repairs, describe_repairs
@@ -582,11 +583,11 @@ def _reproduce(preset, seeds, data, out, device, log) -> dict:
     t0, preset = time.time(), preset or default_preset()
     cfg = Text2SceneConfig.from_preset(preset)
     seeds = list(seeds) if seeds is not None else list(range(1 if preset == 'smoke' else 3))
-    D = load_text2scene(cfg, data)
+    with phase('data: scenes and sentences'): D = load_text2scene(cfg, data)
     log(repr(D))
     if describe_repairs(D.repairs): log(describe_repairs(D.repairs))   # e.g. boxes outside clipped, crowd regions skipped
     per_seed, per_seed_alt, first = [], [], None
-    for s in seeds:
+    for s in phases(seeds, 'every model, seed {}'):
         rows, alt, m = run_seed(D, cfg, s, device, log); per_seed.append(rows); per_seed_alt.append(alt); first = first or m
     agg = aggregate_rows(per_seed)
     out = Path(out); out.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .core import ErretError, seed_everything, cpu_threads
+from .core import phase, phases
 from .datasets import CSSSplit, CSSData, CSSMod, CSS_FILE, load_css, world_dataset, load_fashion200k, load_mit_states
 from .metrics import first_positive_rank, recall_at_k
 from .encoders import LSTMEncoder
@@ -297,7 +298,7 @@ from typing import ClassVar
 import time
 from .core import Config, get_device, stable_hash
 from .text import Vocab, numericalize
-from .backbone import BackboneConfig, pretrained_backbone, feature_maps, cached
+from .backbone import BackboneConfig, pretrained_backbone, feature_maps, cached, weights_hash
 from .world import cell_centre
 from .learner import Learner, make_loader
 from .viz import retrieval_grid, image_grid, save_figure
@@ -768,7 +769,7 @@ def _reproduce(preset, seeds, data, out, device, methods, log=print) -> dict:
     cfg = TIRGConfig.from_preset(preset)
     seeds = list(seeds) if seeds is not None else list(range({'smoke': 1, 'quick': 3, 'full': 5}[preset]))
     root = Path(data) if data is not None else world_dataset('css', n_images=cfg.n_images)
-    css, setting = load_tirg_data(root)
+    with phase('data: CSS queries'): css, setting = load_tirg_data(root)
     for s in ('train', 'test'):
         if s not in css.splits: raise ErretError(f"{root}: no {s!r} split (found {list(css.splits)})")
         css_queries(css[s])                                                 # a split without queries: one clear error now
@@ -776,7 +777,7 @@ def _reproduce(preset, seeds, data, out, device, methods, log=print) -> dict:
     bcfg = BackboneConfig.from_preset(preset)
     bb = pretrained_backbone(bcfg, device=device, quiet=True)
     stamp = (root / CSS_FILE).stat().st_mtime if setting == 'css-2d' else [str(p) for p in css['test'].image_paths[:50]]
-    key = stable_hash(str(root.resolve()), setting, stamp, len(css['train']), len(css['test']), bcfg.hash(),
+    key = stable_hash(str(root.resolve()), setting, stamp, len(css['train']), len(css['test']), weights_hash(bb),
                       *(() if data is None else ('letterbox',)))   # folders: letterboxed since v2 (world images pass through)
     feats = {s: css_features(css[s], bb, device, key=f'css-{s}-{key}') for s in ('train', 'test')}
     probe = pair_probe(css) if setting == 'css-2d' else None
@@ -785,7 +786,7 @@ def _reproduce(preset, seeds, data, out, device, methods, log=print) -> dict:
     imgs = {s: small_images(css[s]) for s in ('train', 'test')} if any(m in RECON_METHODS for m in methods) else None
     vocab = Vocab.build([t for _, _, t in css_queries(css['train'])])
     per_seed, first = [], {}
-    for seed in seeds:
+    for seed in phases(seeds, 'every method, seed {}'):
         rows = []
         for m in methods:
             model, r, _ = train_method(m, css, feats, cfg, vocab, device, seed)

@@ -24,11 +24,12 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 from torchvision.ops import box_iou
 from .core import Config, ErretError, IN_TEST, default_preset, get_device, seed_everything, cpu_threads, stable_hash
+from .core import phase, phases
 from .text import Vocab, tokenize, numericalize
 from .datasets import (Flickr30kEntities, load_flickr30k_entities, world_dataset, read_images, to_frame,
                             merge_repairs, describe_repairs)
 from .encoders import roi_features, LSTMEncoder, load_word_vectors
-from .backbone import BackboneConfig, pretrained_backbone, feature_maps, cached
+from .backbone import BackboneConfig, pretrained_backbone, feature_maps, cached, weights_hash
 from .proposals import ProposalConfig, pretrained_rpn, propose, SMALL_ANCHORS
 from .metrics import first_positive_rank, recall_at_k, i2t, t2i
 from .learner import Learner, make_loader, cosine
@@ -137,15 +138,15 @@ def picture_proposals(boxes: torch.Tensor, content: torch.Tensor, top_n: int, mi
     area = lambda b: (b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)
     return q[(area(q) > 0) & (area(q) >= min_inside * area(boxes))][:top_n]
 
-def _build(root, cfg, device) -> dict:
+def _build(root, cfg, device, rpn=None) -> dict:
     "Everything `load_two_branch` caches: images, frames, phrases, proposals, raw features (boxes in the letterboxed square)"
     F_ = load_flickr30k_entities(root)                     # missing files dropped, boxes outside clipped: counted in F_.repairs
     ids = [im.image_id for im in F_.images]
     images, frames = read_images(F_.images, cfg.size)      # any size / mode -> letterboxed uint8 (N, 3, S, S) and frames (N, 4)
     phrases, p_img, p_box = phrase_boxes(F_, frames)
     if not phrases: raise ErretError(f"{root}: no phrase with a box (expected Flickr30K Entities Sentences/ and Annotations/)")
-    rpn = pretrained_rpn(proposal_config(cfg), device=device, targets='both')
     whole = content_boxes(F_, frames)
+    rpn = rpn or pretrained_rpn(proposal_config(cfg), device=device, targets='both')
     raw = propose(rpn, images, top_n=4 * cfg.top_n, device=device)       # the letterboxed tensor; extra ones replace those in the padding
     props = [picture_proposals(p.float(), c, cfg.top_n) for p, c in zip(raw, whole)]
     bb = rpn.backbone
@@ -178,9 +179,10 @@ def load_two_branch(cfg: TwoBranchConfig, data=None, device='auto') -> TwoBranch
     if data is not None and not (root / 'Sentences').is_dir():
         raise ErretError(f"{root}: not a Flickr30K Entities folder (Sentences/ not found)")
     pcfg = proposal_config(cfg)
-    key = stable_hash(str(root.resolve()), cfg.size, cfg.top_n, cfg.roi, pcfg.hash(), 'both', BackboneConfig.from_preset(pcfg.backbone_preset).hash(),
+    rpn = pretrained_rpn(pcfg, device=get_device(device), targets='both')           # shipped for the smoke / quick presets
+    key = stable_hash(str(root.resolve()), cfg.size, cfg.top_n, cfg.roi, pcfg.hash(), 'both', weights_hash(rpn),
                       *(() if data is None else ('frames-v2',)))     # folders: letterboxed since v2 (world images are never resized)
-    d = cached(f'twobranch-{key}', lambda: _build(root, cfg, get_device(device)))
+    d = cached(f'twobranch-{key}', lambda: _build(root, cfg, get_device(device), rpn))
     split, p_img = d['split'], d['phrase_image']
     tr = torch.from_numpy(split[p_img.numpy()] == 'train')
     ref = torch.cat([d['phrase_feat'][tr]] + [d['proposal_feat'][i] for i in np.nonzero(split == 'train')[0][:200]]).float()
@@ -642,11 +644,11 @@ def _reproduce(preset, seeds, data, out, device, log) -> dict:
     t0, preset = time.time(), preset or default_preset()
     cfg, device = TwoBranchConfig.from_preset(preset), get_device(device)
     seeds = list(seeds) if seeds is not None else list(range(1 if preset == 'smoke' else 3))
-    D = load_two_branch(cfg, data, device)
+    with phase('data: phrases, proposals and features'): D = load_two_branch(cfg, data, device)
     log(f"{D}")
     if describe_repairs(D.repairs): log(describe_repairs(D.repairs))
     per_seed, models, cca_rows = [], None, []
-    for s in seeds:                                   # CCA has no randomness: fitted once, its rows repeated (std 0)
+    for s in phases(seeds, 'every table, seed {}'):                               # CCA has no randomness: fitted once, its rows repeated (std 0)
         rows, ms = run_seed(D, cfg, s, device, log, cca=not cca_rows)
         cca_rows = cca_rows or [r for r in rows if r['method'] == 'CCA']
         per_seed.append(rows + ([r for r in cca_rows if r not in rows])); models = models or ms
