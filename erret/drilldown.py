@@ -156,7 +156,8 @@ def load_drilldown(cfg: DrilldownConfig, data=None, device='cpu', backbone: str 
     bb = pretrained_backbone(bcfg, device=device, quiet=True)
     every = ids['train'] + ids['test']
     key = stable_hash(str(Path(root).resolve()), every, cfg.n_boxes, cfg.grid, weights_hash(bb), bcfg.size, 'letterbox')   # 'letterbox': features of read_images + frames
-    feats, fmask, boxes, glob, frames = cached(f'drilldown-{key}', lambda: region_features(vg, every, bb, cfg.n_boxes, cfg.grid, device, size=bcfg.size))
+    feats, fmask, boxes, glob, frames = cached(f'drilldown-{key}', lambda: region_features(vg, every, bb, cfg.n_boxes, cfg.grid, device, size=bcfg.size),
+                                               what=f'region features of {len(every):,} images (cached for the next run)')
     vocab = Vocab.build([p for i in ids['train'] for p in phrases[i]])
     tokens = {i: [vocab.encode(p) or [vocab['<unk>']] for p in phrases[i]] for i in every}
     name = 'shapes-vg' if data is None else 'vg'

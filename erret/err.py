@@ -301,7 +301,8 @@ def region_features(data: VGData, regions: list, backbone: nn.Module, output_siz
     if not cache: return compute()
     w = weights_hash(backbone)
     lb = ['letterbox'] if any(im.declared not in (None, (size, size)) for im in data.images) else []   # world keys unchanged
-    return cached(f"err-{stable_hash(str(data.root), [r.region_id for r in regions], output_size, w, *lb)}", compute)
+    return cached(f"err-{stable_hash(str(data.root), [r.region_id for r in regions], output_size, w, *lb)}", compute,
+                  what=f'RoIAlign features of {len(regions):,} regions (cached for the next run)')
 
 # %% ../nbs/10_err.ipynb 51
 def lstm_pairs(lstm: nn.LSTM, v: torch.Tensor, words: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
@@ -416,9 +417,10 @@ def _in_batch_scores(model, eq, Pp, T, n_neg) -> tuple:
 # %% ../nbs/10_err.ipynb 59
 @torch.no_grad()
 def score_queries(model: nn.Module, Xq: torch.Tensor, Xg: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor,
-                  pairs_per_block: int = 2 ** 14, device='cpu', threads: int | None = None) -> torch.Tensor:
+                  pairs_per_block: int = 2 ** 14, device='cpu',
+                  threads: int | None = None) -> torch.Tensor: # None: torch's current count (1 inside `reproduce`, which pins it)
     "`(Q, G)` cosines of each query region Xq `(Q, C, s, s)` with text to every candidate Xg `(G, C, s, s)`, query text on both"
-    with cpu_threads(threads or n_cores(), device): return _score_queries(model, Xq, Xg, tokens, lengths, pairs_per_block, device)
+    with cpu_threads(threads or torch.get_num_threads(), device): return _score_queries(model, Xq, Xg, tokens, lengths, pairs_per_block, device)
 
 def n_cores() -> int:
     "CPU cores this process may use"
@@ -509,7 +511,7 @@ def load_err(cfg: ERRConfig, data=None, device='auto', quiet: bool = True) -> ER
     root = world_dataset('vg', n_images=cfg.n_images, size=cfg.size, n_regions=cfg.n_regions, split_fracs=tuple(cfg.split_fracs), **wkw) if data is None else data
     vg = load_vg(root, check_images=data is not None)          # real folders: missing files dropped, bad boxes repaired (counted)
     key = stable_hash(str(getattr(vg, 'root', root)), sorted(r.region_id for rs in vg.regions.values() for r in rs)[:1000], len(vg.images))
-    bench = cached(f'err-bench-{key}', lambda: build_benchmark(vg), folder='err')
+    bench = cached(f'err-bench-{key}', lambda: build_benchmark(vg), folder='err', what='building the benchmark: §4.1 filters, BLEU/METEOR pairing (cached for the next run)')
     bb = pretrained_backbone(BackboneConfig.from_preset('full' if cfg.size >= 128 else 'quick') if not IN_TEST else BackboneConfig.smoke(), device=device, quiet=quiet)
     feats = region_features(vg, bench.regions, bb, cfg.output_size, device=device, size=cfg.size)
     vocab = Vocab.build([q.query.phrase for q in bench.queries['train']])
@@ -889,7 +891,8 @@ def proposals_for(E: ERRData, cfg: ERRConfig, device='cpu', quiet: bool = True) 
     train = {i: torch.tensor(b, dtype=torch.float32) for i, b in by_split['train'].items()}
     key = stable_hash(E.key, pc.hash(), weights_hash(E.backbone))
     rpn = RPN(E.backbone, pc)
-    rpn.load_state_dict(cached(f'err-rpn-{key}', lambda: train_rpn(E.data, train, E.backbone, pc, device, quiet).state_dict(), folder='err'))
+    rpn.load_state_dict(cached(f'err-rpn-{key}', lambda: train_rpn(E.data, train, E.backbone, pc, device, quiet).state_dict(), folder='err',
+                               what="the RPN setting: training an RPN on the train split's boxes (cached for the next run)"))
     ids = sorted(i for s in ('train', 'test') for i in by_split[s])
     def run():
         out = {}
@@ -897,7 +900,7 @@ def proposals_for(E: ERRData, cfg: ERRConfig, device='cpu', quiet: bool = True) 
             ims, fr = load_images(E.data, ids[c:c + 512], pc.size)                         # letterboxed + frames
             for i, b, f in zip(ids[c:c + 512], propose(rpn, ims, top_n=cfg.rpn_top_n, device=device), fr): out[i] = from_frame(b, f)
         return out
-    props = cached(f'err-props-{key}-{cfg.rpn_top_n}', run, folder='err')
+    props = cached(f'err-props-{key}-{cfg.rpn_top_n}', run, folder='err', what=f'proposals of {len(ids):,} images (cached for the next run)')
     regs, by_image = [], defaultdict(list)
     for i in ids:
         for k, b in enumerate(props[i].tolist()): by_image[i].append(len(regs)); regs.append(VGRegion(f'p{i}_{k}', i, '', tuple(b)))

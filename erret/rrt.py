@@ -109,7 +109,8 @@ def load_rrt(cfg: RRTConfig, data=None) -> RRTData:
                       'letterbox', crop)                                           # 'letterbox': images of earlier versions (stretched) are not reused
     ims = cached(f'rrt-images-{key}', lambda: {'train': read_images([gld.path(i) for i in range(len(gld))], cfg.size)[0],
                                                'db': read_images([rox.image_path(i) for i in range(len(rox))], cfg.size)[0],
-                                               'queries': query_images(rox, cfg.size, crop)})
+                                               'queries': query_images(rox, cfg.size, crop)},
+                 what='reading the train, database and query images (cached for the next run)')
     return RRTData(rox, gld, ims['train'], ims['db'], ims['queries'], root, crop)
 
 # %% ../nbs/41_rrt.ipynb 13
@@ -389,7 +390,8 @@ def rrt_maps(D: RRTData, cfg: RRTConfig, device='cpu', bcfg: BackboneConfig | No
     bb = pretrained_backbone(bcfg, device=device, quiet=True)
     digest = lambda t: hashlib.sha1(t.contiguous().numpy().tobytes()).hexdigest()                 # the pixels themselves: a change of crop or letterbox is a new key
     key = stable_hash(str(D.root.resolve()), [digest(getattr(D, s)) for s in ('train', 'db', 'queries')], tuple(cfg.scales), weights_hash(bb))
-    return cached(f'rrt-maps-{key}', lambda: {s: multiscale_maps(bb, getattr(D, s), cfg.scales, device) for s in ('train', 'db', 'queries')})
+    return cached(f'rrt-maps-{key}', lambda: {s: multiscale_maps(bb, getattr(D, s), cfg.scales, device) for s in ('train', 'db', 'queries')},
+                  what='multi-scale feature maps of the train, database and query images (cached for the next run)')
 
 METHODS = ('Global', 'Global + SV', 'RRT', 'αQE', 'αQE + RRT')
 

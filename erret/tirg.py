@@ -327,7 +327,7 @@ def split_images(split: CSSSplit, size: int = 64) -> torch.Tensor:
 def css_features(split: CSSSplit, backbone, device='auto', key: str | None = None, size: int = 64) -> torch.Tensor:
     "Backbone feature maps (N, C, h, w) of every image of `split` at `size` px (fp16, cached under `key` if given)"
     fn = lambda: feature_maps(backbone, split_images(split, size), device=device)
-    return cached(key, fn) if key else fn()
+    return cached(key, fn, what=f'feature maps of {len(split):,} images (cached for the next run)') if key else fn()
 
 class TwoModSampler:
     "Batch sampler for a `DataLoader`: `two_mod_batches`, reshuffled every epoch (`set_epoch`)"

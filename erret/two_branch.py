@@ -182,7 +182,7 @@ def load_two_branch(cfg: TwoBranchConfig, data=None, device='auto') -> TwoBranch
     rpn = pretrained_rpn(pcfg, device=get_device(device), targets='both')           # shipped for the smoke / quick presets
     key = stable_hash(str(root.resolve()), cfg.size, cfg.top_n, cfg.roi, pcfg.hash(), 'both', weights_hash(rpn),
                       *(() if data is None else ('frames-v2',)))     # folders: letterboxed since v2 (world images are never resized)
-    d = cached(f'twobranch-{key}', lambda: _build(root, cfg, get_device(device), rpn))
+    d = cached(f'twobranch-{key}', lambda: _build(root, cfg, get_device(device), rpn), what='phrases, proposals and RoIAlign features (cached for the next run)')
     split, p_img = d['split'], d['phrase_image']
     tr = torch.from_numpy(split[p_img.numpy()] == 'train')
     ref = torch.cat([d['phrase_feat'][tr]] + [d['proposal_feat'][i] for i in np.nonzero(split == 'train')[0][:200]]).float()
