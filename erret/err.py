@@ -7,15 +7,15 @@ __all__ = ['STOP', 'METHODS', 'RELATION_WORDS', 'ATTRIBUTE_WORDS', 'LESSON_KINDS
            'count_mentions', 'keep_mentions', 'box_area', 'keep_area', 'dedup_iou', 'content_words', 'candidate_pairs',
            'pair_regions', 'ERRQuery', 'merge_sets', 'image_split', 'make_queries', 'ERRBenchmark', 'build_benchmark',
            'plot_region_sizes', 'tile', 'conv', 'gate', 'language_gate', 'compose_residual', 'GRN', 'grn_pairs',
-           'region_features', 'lstm_pairs', 'ERRModel', 'repeat_text', 'err_loss', 'score_queries', 'n_cores',
-           'rank_queries', 'ERRConfig', 'ERRData', 'load_err', 'OneTargetPerQuery', 'gt_groups', 'train_err',
-           'query_sample', 'eval_queries', 'query_scores', 'ranks_metrics', 'rank_metrics', 'gt_setup', 'evaluate_gt',
-           'phrase_focus', 'box_objects', 'unnamed_objects', 'query_groups', 'group_rows', 'object_key',
-           'content_negative_groups', 'text_only_groups', 'phrase_information', 'LessonQuery', 'lesson_phrase',
-           'lesson_scenes', 'LessonData', 'lesson_data', 'lesson_groups', 'evaluate_lesson', 'lesson_config',
-           'run_lesson', 'gate_values', 'channel_selectivity', 'probe_scenes', 'probe_features', 'gate_probe',
-           'plot_gate_probe', 'plot_lesson_examples', 'ERRProposals', 'proposals_for', 'rpn_groups', 'evaluate_rpn',
-           'rpn_rows', 'top_results', 'plot_err_results', 'err_explorer', 'two_stage_scores', 'bench_err_scoring',
+           'region_features', 'lstm_pairs', 'ERRModel', 'repeat_text', 'err_loss', 'score_queries', 'rank_queries',
+           'ERRConfig', 'ERRData', 'load_err', 'OneTargetPerQuery', 'gt_groups', 'train_err', 'query_sample',
+           'eval_queries', 'query_scores', 'ranks_metrics', 'rank_metrics', 'gt_setup', 'evaluate_gt', 'phrase_focus',
+           'box_objects', 'unnamed_objects', 'query_groups', 'group_rows', 'object_key', 'content_negative_groups',
+           'text_only_groups', 'phrase_information', 'LessonQuery', 'lesson_phrase', 'lesson_scenes', 'LessonData',
+           'lesson_data', 'lesson_groups', 'evaluate_lesson', 'lesson_config', 'run_lesson', 'gate_values',
+           'channel_selectivity', 'probe_scenes', 'probe_features', 'gate_probe', 'plot_gate_probe',
+           'plot_lesson_examples', 'ERRProposals', 'proposals_for', 'rpn_groups', 'evaluate_rpn', 'rpn_rows',
+           'top_results', 'plot_err_results', 'err_explorer', 'two_stage_scores', 'bench_err_scoring',
            'queries_setting', 'run_seed', 'reproduce']
 
 # %% ../nbs/10_err.ipynb 2
@@ -421,10 +421,6 @@ def score_queries(model: nn.Module, Xq: torch.Tensor, Xg: torch.Tensor, tokens: 
                   threads: int | None = None) -> torch.Tensor: # None: torch's current count (1 inside `reproduce`, which pins it)
     "`(Q, G)` cosines of each query region Xq `(Q, C, s, s)` with text to every candidate Xg `(G, C, s, s)`, query text on both"
     with cpu_threads(threads or torch.get_num_threads(), device): return _score_queries(model, Xq, Xg, tokens, lengths, pairs_per_block, device)
-
-def n_cores() -> int:
-    "CPU cores this process may use"
-    return len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
 
 def _score_queries(model, Xq, Xg, tokens, lengths, pairs_per_block, device) -> torch.Tensor:
     model = model.eval().to(device)
