@@ -5,7 +5,7 @@
 # %% auto 0
 __all__ = ['SHIPPED_PRESETS', 'BackboneConfig', 'pretrain_world', 'images_to_tensor', 'ObjectLabels', 'collate_objects',
            'PretrainNet', 'pretrain_loss', 'object_accuracy', 'backbone_path', 'shipped_backbone_path', 'weights_hash',
-           'pretrained_backbone', 'build_shipped_backbones', 'feature_maps', 'cached']
+           'cast_state', 'pretrained_backbone', 'build_shipped_backbones', 'feature_maps', 'cached']
 
 # %% ../nbs/06a_backbone.ipynb 3
 import time, hashlib
@@ -127,9 +127,13 @@ def weights_hash(module: nn.Module, n: int | None = None) -> str:
     for v in list(module.state_dict().values())[:n]: h.update(v.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
     return h.hexdigest()[:12]
 
+def cast_state(sd: dict, dtype) -> dict:
+    "`sd` with its floating-point tensors in `dtype` (shipped weights are stored in float16 and used in float32)"
+    return {k: v.to(dtype) if v.is_floating_point() else v for k, v in sd.items()}
+
 def _load_backbone(bb, path, source: str, device):
     ck = torch.load(path, map_location='cpu', weights_only=True)
-    bb.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck['state_dict'].items()})
+    bb.load_state_dict(cast_state(ck['state_dict'], torch.float32))
     bb.pretrain_metrics, bb.weights_source = ck['metrics'], source
     record_weights('backbone', hash=weights_hash(bb), source=source, file=path.name)
     return bb.to(device).eval()
@@ -162,10 +166,10 @@ def _pretrain(cfg: BackboneConfig, path, device, quiet, half: bool = False):
                         epochs=cfg.epochs, device=device, monitor='colour_acc', quiet=quiet, seed=cfg.seed)
         learn.fit()
     metrics = {**{k: v for k, v in learn.history[-1].items() if k.endswith('_acc')}, 'seconds': time.time() - t0}
-    sd = {k: v.half() if half and v.is_floating_point() else v for k, v in bb.state_dict().items()}
+    sd = cast_state(bb.state_dict(), torch.float16) if half else bb.state_dict()
     torch_save({'state_dict': sd, 'config': cfg.to_dict(), 'metrics': metrics}, path)
     bb.pretrain_metrics, bb.weights_source = metrics, 'trained'
-    if half: bb.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})   # what every later load sees
+    if half: bb.load_state_dict(cast_state(sd, torch.float32))   # what every later load sees
     return bb.to(device).eval()
 
 def build_shipped_backbones(out=None, presets=SHIPPED_PRESETS, device='cpu', quiet=None) -> list:

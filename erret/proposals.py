@@ -26,7 +26,7 @@ from .core import weights_dir, record_weights, phase
 from pathlib import Path
 from .datasets import VGData, load_vg, world_dataset, read_images, to_frame, from_frame
 from .encoders import normalize
-from .backbone import BackboneConfig, pretrained_backbone, images_to_tensor, weights_hash
+from .backbone import BackboneConfig, pretrained_backbone, images_to_tensor, weights_hash, cast_state
 from .learner import Learner, make_loader, cosine
 
 # %% ../nbs/06b_proposals.ipynb 6
@@ -285,7 +285,7 @@ def shipped_rpn_path(cfg: ProposalConfig, targets: str = 'regions'):
 def _load_rpn(backbone, cfg: ProposalConfig, path, source: str, device) -> RPN:
     ck = torch.load(path, map_location='cpu', weights_only=True)
     rpn = RPN(backbone, cfg)
-    bad = rpn.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in ck['state_dict'].items()}, strict=False)
+    bad = rpn.load_state_dict(cast_state(ck['state_dict'], torch.float32), strict=False)
     if bad.unexpected_keys or any(not k.startswith('backbone.') for k in bad.missing_keys):
         raise ErretError(f"{path}: not an RPN for this config (unexpected {bad.unexpected_keys[:3]}, missing {bad.missing_keys[:3]})")
     rpn.metrics, rpn.weights_source = ck['metrics'], source
@@ -314,8 +314,8 @@ def _train_and_save_rpn(backbone, cfg: ProposalConfig, path, targets: str, devic
     train_s = time.time() - t0
     rpn.metrics = {'train_seconds': train_s, 'final_loss': rpn.history[-1]['train_loss'], 'targets': targets,
                    **evaluate_proposals(rpn, data, training_boxes(data, 'test', targets), device=device)}
-    sd = {k: v.half() if head_only and v.is_floating_point() else v for k, v in rpn.state_dict().items()
-          if not (head_only and k.startswith('backbone.'))}
+    sd = rpn.state_dict()
+    if head_only: sd = cast_state({k: v for k, v in sd.items() if not k.startswith('backbone.')}, torch.float16)
     torch_save({'state_dict': sd, 'config': cfg.to_dict(), 'metrics': rpn.metrics}, path)
     rpn.weights_source = 'trained'
     record_weights(f"rpn ({targets})", hash=weights_hash(rpn.rpn), source='trained', file=Path(path).name)
