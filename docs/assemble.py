@@ -39,6 +39,7 @@ def readme_page(text: str) -> str:
         label, target = m.group(1), m.group(2)
         if re.match(r'^(https?:|mailto:|#)', target): return m.group(0)
         if re.match(r'^nbs/[^/]+\.ipynb$', target): return m.group(0)                 # a page of the site
+        if target.startswith('docs/'): return f'[{label}]({target[5:]})'               # docs/ is the book's root (figures, pages)
         return f'[{label}]({GIT_URL}/{target.lstrip("./")})'
     return re.sub(r'\[([^\]]*)\]\(([^)\s]+)\)', fix, text)
 

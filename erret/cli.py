@@ -40,16 +40,17 @@ def get_paper(name: str):
     return mod
 
 # %% ../nbs/99_cli.ipynb 8
-PLANS = {   # paper: (what `reproduce` runs, {preset: (minutes warm, minutes from an empty cache)}): tests/cold_start.sh on a shared
-            # 2-core machine, two papers at a time (2026-12-04; tirg and drilldown's warm runs beside a 2-thread job: inflated)
+PLANS = {   # paper: (what `reproduce` runs, {preset: (minutes warm or None, minutes from an empty cache)}): tests/cold_start.sh on a
+            # 2-core machine (2026-12-04): err, tirg, rrt alone on the idle machine with the current presets (cold only);
+            # the others two papers at a time (drilldown's warm run beside a 2-thread job: inflated)
     'err': ("Table 2 (Visual Feature, LSTM and Concat features, GRN w/o residual, GRN; GT and RPN settings), Tables 3-5, "
-            "the shuffled-text check and the controlled lesson", {'quick': (None, 10.5)}),
+            "the shuffled-text check and the controlled lesson", {'quick': (None, 8.6)}),
     'tirg': ("the CSS table (Image only, Text only, Concatenate, Show and Tell, Attribute as Operator, Parameter hashing, "
-             "Relationship, FiLM, TIRG) with the ablations, and the Fig. 7 decoders", {'quick': (12.2, 11.6)}),
+             "Relationship, FiLM, TIRG) with the ablations, and the Fig. 7 decoders", {'quick': (None, 7.0)}),
     'identify': ("the identification model, its R@K, the pointing game and temporal saliency (Figs. 5-6)", {'quick': (3.2, 3.4)}),
     'twobranch': ("phrase localization and image-sentence retrieval with the embedding and the similarity network", {'quick': (7.7, 7.9)}),
     'drilldown': ("multi-turn interactive retrieval: HRE, R-HRE, R-RE, R-RankFusion, Drill-down (FP) and Drill-down, turn by turn", {'quick': (8.8, 6.4)}),
-    'rrt': ("landmark retrieval: Global, Global + SV, RRT, αQE and αQE + RRT on medium and hard", {}),
+    'rrt': ("landmark retrieval: Global, Global + SV, RRT, αQE and αQE + RRT on medium and hard", {'quick': (None, 9.4)}),
     'text2scene': ("Text2Scene, Text2Scene w/o canvas history and the bag of objects", {'quick': (6.3, 6.4)}),
 }
 
@@ -59,7 +60,7 @@ def plan(paper: str, preset: str, seeds=None) -> str:
     n = f"{len(seeds)} seed{'s' * (len(seeds) != 1)}" if seeds else "the preset's seeds"
     t = times.get(preset)
     took = ("no time measured for this preset" if not t else
-            f"measured on a shared 2-core machine: about {t[1]:.1f} min from an empty cache" + (f", {t[0]:.1f} min warm" if t[0] else ''))
+            f"measured on a 2-core machine: about {t[1]:.1f} min from an empty cache" + (f", {t[0]:.1f} min warm" if t[0] else ''))
     return f"erret reproduce {paper} --{preset}: {what}; {n}. {took[0].upper() + took[1:]}."
 
 # %% ../nbs/99_cli.ipynb 11

@@ -315,7 +315,8 @@ class TIRGConfig(Config):
     loss: str = 'batch'           # 'batch' (K = B, Eq. 6) or 'triplet' (K = 2, Eq. 5); 'TIRG (K = 2)' always 'triplet'
     fmap: int | None = 4          # conv methods: feature map average-pooled to fmap × fmap cells (None: as the backbone gives it)
     w_r: float = 1.0              # TIRG's initial residual weight: 10 in the official code; see "Why w_r starts at 1" below
-    decoder_epochs: int = 30      # Fig. 7 decoders, two per method (trained on the first seed's models only)
+    decoder_epochs: int = 15      # Fig. 7 decoders, two per method (trained on the first seed's models only)
+    decoder_bs: int = 32          # batch 32 x 15 epochs: chosen on held-out training images (see "Training the decoders")
     _full: ClassVar[dict] = dict(n_images=40000, d=512, embed_dim=300, epochs=30, fmap=None)    # ≈ 16K train / 16K test queries
     _smoke: ClassVar[dict] = dict(n_images=200, epochs=2, batch_size=8, decoder_epochs=2)
 
@@ -527,7 +528,7 @@ def small_images(split: CSSSplit, size: int = 32) -> torch.Tensor:
 def _batched(fn, n: int, bs: int = 512) -> torch.Tensor:
     return torch.cat([fn(slice(i, i + bs)) for i in range(0, n, bs)]) if n else torch.zeros(0)
 
-def train_decoder(model: Composer, feats: torch.Tensor, images: torch.Tensor, epochs: int = 30, bs: int = 128, device='cpu', seed: int = 0,
+def train_decoder(model: Composer, feats: torch.Tensor, images: torch.Tensor, epochs: int = 15, bs: int = 32, device='cpu', seed: int = 0,
                   loss: str = 'foreground', spatial: bool = True, width: int = 64) -> Decoder:
     "Fit a `Decoder` from the frozen `target_map` (`spatial`) or `target` of `model` to `images` (N, 3, 32, 32); `loss` 'foreground' or 'l2'"
     if loss not in ('foreground', 'l2'): raise ErretError(f"decoder loss {loss!r}: expected 'foreground' or 'l2'")
@@ -747,7 +748,7 @@ RECON_METHODS = ('Image only', 'Concatenate', 'FiLM', 'TIRG')   # decoded in Fig
 RECON_DECODERS = {'reconstruction': dict(spatial=True, width=64),              # from the un-pooled map: draws the images
                   'reconstruction (pooled ψ)': dict(spatial=False, width=32)}  # from the pooled vector retrieval compares (the paper's)
 
-def _seed_rows(m, model, r, css, feats, probe, imgs, vocab, device, setting='css-2d', recon: bool = True, decoder_epochs: int = 30) -> list:
+def _seed_rows(m, model, r, css, feats, probe, imgs, vocab, device, setting='css-2d', recon: bool = True, decoder_epochs: int = 15, decoder_bs: int = 32) -> list:
     "The rows of one trained method: R@K (`setting`), unseen-pairs accuracy, `reconstruction_metrics` (if `recon`)"
     rows = [make_row(m, setting, **r)]
     if probe is not None and m in METHODS:
@@ -755,7 +756,7 @@ def _seed_rows(m, model, r, css, feats, probe, imgs, vocab, device, setting='css
     if recon and m in RECON_METHODS:
         model.decoders, q = {}, css_queries(css['test'])                    # kept for the figure
         for name, kw in RECON_DECODERS.items():
-            dec = model.decoders[name] = train_decoder(model, feats['train'], imgs['train'], epochs=decoder_epochs, device=device, **kw)
+            dec = model.decoders[name] = train_decoder(model, feats['train'], imgs['train'], epochs=decoder_epochs, bs=decoder_bs, device=device, **kw)
             rows.append(make_row(m, name, **reconstruction_metrics(model, dec, css['test'], feats['test'], imgs, q, vocab, device)))
     return rows
 
@@ -790,7 +791,7 @@ def _reproduce(preset, seeds, data, out, device, methods, log=print) -> dict:
         rows = []
         for m in methods:
             model, r, _ = train_method(m, css, feats, cfg, vocab, device, seed)
-            rows += _seed_rows(m, model, r, css, feats, probe, imgs, vocab, device, setting, seed == seeds[0], cfg.decoder_epochs)
+            rows += _seed_rows(m, model, r, css, feats, probe, imgs, vocab, device, setting, seed == seeds[0], cfg.decoder_epochs, cfg.decoder_bs)
             if seed == seeds[0]: first[m] = model
         per_seed.append(rows)
     out, figs = Path(out), []
