@@ -15,7 +15,7 @@ __all__ = ['ON_BAD_BOX', 'PAD_RGB', 'VG_URL', 'COCO_INFO', 'COCO_LICENSES', 'CSS
            'MITStates', 'load_mit_states', 'write_roxford', 'RevisitedData', 'load_roxford', 'GLDv2Train', 'load_gldv2',
            'write_world', 'world_dataset', 'write_quirky']
 
-# %% ../nbs/02_datasets.ipynb 2
+# %% ../nbs/02_datasets.ipynb 3
 import os, io, re, json, math, shutil, time, hashlib, unicodedata
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
@@ -29,7 +29,7 @@ from .core import ErretError, atomic_write, data_dir, stable_hash, save_json, ph
 from .world import (World, WorldConfig, Scene, render, object_boxes, describe_regions, entity_captions,
                          SHAPE_WORDS, WORLD_VERSION, css_modify, shape_vertices)
 
-# %% ../nbs/02_datasets.ipynb 7
+# %% ../nbs/02_datasets.ipynb 8
 @dataclass(slots=True)
 class ImageInfo:
     "One image: id, file path, size (None when the schema does not say), split (None when unknown)"
@@ -117,7 +117,7 @@ def check_box(box, width, height, where: str, tol: float = 1.0, on_bad: str = 'r
     if bad: count(repairs, f'clipped_{kind}')
     return c
 
-# %% ../nbs/02_datasets.ipynb 12
+# %% ../nbs/02_datasets.ipynb 13
 PAD_RGB = (124, 116, 104)        # letterbox padding: the ImageNet mean colour (≈ 0 after `normalize`)
 _SWAPS_SIDES = {5, 6, 7, 8}      # EXIF orientations that rotate by 90° (width and height swap)
 
@@ -193,7 +193,7 @@ def from_frame(boxes, frame) -> torch.Tensor:
     b, f = torch.as_tensor(boxes, dtype=torch.float32).reshape(-1, 4), torch.as_tensor(frame, dtype=torch.float32)
     return (b - f[2:].repeat(2)) / f[:2].repeat(2)
 
-# %% ../nbs/02_datasets.ipynb 16
+# %% ../nbs/02_datasets.ipynb 17
 def _write_bytes(path, data: bytes):
     with atomic_write(path, 'wb') as f: f.write(data)
 
@@ -226,7 +226,7 @@ def _prepare(world: World) -> list[_Item]:
         out.append(_Item(i, i + 1, world.split(i), sc, _encode(render(sc, world.cfg.size))))
     return out
 
-# %% ../nbs/02_datasets.ipynb 19
+# %% ../nbs/02_datasets.ipynb 20
 @dataclass(slots=True)
 class VGRegion:
     "A Visual Genome region description; `box` is xyxy in pixels"
@@ -261,7 +261,7 @@ class VGData:
         if not hasattr(self, '_ids'): self._ids = {im.image_id: im for im in self.images}
         return self._ids
 
-# %% ../nbs/02_datasets.ipynb 21
+# %% ../nbs/02_datasets.ipynb 22
 VG_URL = 'https://cs.stanford.edu/people/rak248/VG_100K/{}.jpg'
 
 def write_vg(out_dir, world: World, items: list | None = None) -> dict:
@@ -295,7 +295,7 @@ def write_vg(out_dir, world: World, items: list | None = None) -> dict:
     _write_json(out / 'densecap_splits.json', splits)
     return {'root': str(out), 'n_images': len(items), 'n_regions': rid, 'n_objects': oid}
 
-# %% ../nbs/02_datasets.ipynb 23
+# %% ../nbs/02_datasets.ipynb 24
 def _vg_image_path(root: Path, rec: dict, image_id) -> Path:
     name = Path(str(rec.get('url') or f'{image_id}.jpg')).name
     for d in ('VG_100K', 'VG_100K_2', 'images'):
@@ -375,7 +375,7 @@ def load_vg(root, objects: bool = True, max_images: int | None = None, check_ima
     count(rep, 'images_without_regions', sum(not regions[im.image_id] for im in images))
     return VGData(root, images, regions, objs, splits, rep)
 
-# %% ../nbs/02_datasets.ipynb 29
+# %% ../nbs/02_datasets.ipynb 30
 @dataclass
 class CocoCaptions:
     "Images, captions per image id (file order, at most `max_captions`) and split per image id"
@@ -487,7 +487,7 @@ def load_karpathy(path, image_root=None, max_captions: int | None = 5) -> CocoCa
         caps[iid] = sents if max_captions is None else sents[:max_captions]
     return CocoCaptions(path.parent, images, caps, splits, max_captions)
 
-# %% ../nbs/02_datasets.ipynb 31
+# %% ../nbs/02_datasets.ipynb 32
 @dataclass(slots=True)
 class CocoObject:
     "One COCO instance: ids, category id, `box` xyxy in pixels, area, iscrowd, extra `attributes` ({} in real COCO)"
@@ -576,7 +576,7 @@ def load_coco_instances(root, split: str = 'val2014', on_bad_box: str = 'repair'
         objects[iid].append(CocoObject(aid, iid, cat, box, float(a.get('area', bb[2] * bb[3])), crowd, dict(a.get('attributes') or {})))
     return CocoInstances(root, folder, images, cats, objects, sups, rep)
 
-# %% ../nbs/02_datasets.ipynb 38
+# %% ../nbs/02_datasets.ipynb 39
 @dataclass(slots=True)
 class EntityPhrase:
     "An entity phrase: text, chain id, types (e.g. ['people']), index of its first word in the sentence"
@@ -621,7 +621,7 @@ def parse_entity_sentence(line: str, where: str = 'sentence') -> EntitySentence:
     if cur is not None: raise ErretError(f"{where}: entity phrase [/EN#{cur[0]}/... (word {cur[2]}) is not closed (missing ']')")
     return EntitySentence(' '.join(words), phrases)
 
-# %% ../nbs/02_datasets.ipynb 41
+# %% ../nbs/02_datasets.ipynb 42
 def parse_entity_annotation(path, on_bad_box: str = 'repair', repairs=None) -> tuple[int, int, dict, set, set]:
     "(width, height, {chain: [xyxy boxes]}, no-box chains, scene chains) from a Flickr30K Entities XML file; bad boxes per `on_bad_box` (`check_box`)"
     path = Path(path)
@@ -655,7 +655,7 @@ def parse_entity_annotation(path, on_bad_box: str = 'repair', repairs=None) -> t
                 nobox.add(n)
     return W, H, boxes, nobox - set(boxes), scene
 
-# %% ../nbs/02_datasets.ipynb 43
+# %% ../nbs/02_datasets.ipynb 44
 @dataclass
 class Flickr30kEntities:
     "Flickr30K Entities: images, splits, sentences with entity phrases, boxes per chain, plain captions"
@@ -732,7 +732,7 @@ def load_flickr30k_entities(root, split: str | None = None, check_images: bool =
     count(rep, 'images_without_captions', sum(not sents[im.image_id] for im in images))
     return Flickr30kEntities(root, images, {im.image_id: im.split for im in images}, sents, boxes, nobox, scene, caps, rep)
 
-# %% ../nbs/02_datasets.ipynb 46
+# %% ../nbs/02_datasets.ipynb 47
 def _int_box(b, size):
     "xyxy float box rounded outwards to whole pixels, clipped to the image"
     return (max(0, math.floor(b[0])), max(0, math.floor(b[1])), min(size, math.ceil(b[2])), min(size, math.ceil(b[3])))
@@ -780,7 +780,7 @@ def _markup_with(s, ps) -> str:
         out.append(f"[/EN#{c}/{p.type} " + ' '.join(ws[k:k + n]) + ']'); k += n
     return ' '.join(out)
 
-# %% ../nbs/02_datasets.ipynb 49
+# %% ../nbs/02_datasets.ipynb 50
 CSS_FILE = 'css_toy_dataset_novel2_small.dup.npy'
 _CSS_SHAPE = {'square': 'rectangle', 'circle': 'circle', 'triangle': 'triangle'}
 _CSS_SHAPE_INV = {v: k for k, v in _CSS_SHAPE.items()}
@@ -906,7 +906,7 @@ def load_css(root, file: str = CSS_FILE) -> CSSData:
     if n_files: count(rep, 'rendered_images', sum(p is None for s in splits.values() for p in s.image_paths))   # some files missing
     return CSSData(root, splits, rep)
 
-# %% ../nbs/02_datasets.ipynb 56
+# %% ../nbs/02_datasets.ipynb 57
 FASHION_CATEGORIES = ('dress', 'jacket', 'pants', 'skirt', 'top')
 
 @dataclass(slots=True)
@@ -991,7 +991,7 @@ def load_mit_states(root) -> MITStates:
     adjs = vocab['adj'] or sorted({it.adj for it in items}); nouns = vocab['noun'] or sorted({it.noun for it in items})
     return MITStates(root, items, adjs, nouns)
 
-# %% ../nbs/02_datasets.ipynb 59
+# %% ../nbs/02_datasets.ipynb 60
 import pickle
 from .world import view_level
 
@@ -1027,7 +1027,7 @@ def write_roxford(out_dir, world: World, n_views: int = 6, name: str = 'roxford5
             'n_landmarks': len({r.rsplit(',', 1)[1] for r in train_rows[1:]}),
             **{d: sum(len(g[d]) for g in gnd) for d in ('easy', 'hard', 'junk')}}
 
-# %% ../nbs/02_datasets.ipynb 61
+# %% ../nbs/02_datasets.ipynb 62
 @dataclass
 class RevisitedData:
     "A revisited benchmark: database/query image names, per-query `gnd` {bbx, easy, hard, junk}, image paths"
@@ -1139,7 +1139,7 @@ def load_gldv2(root, file: str = 'train.csv', check_images: bool = True) -> GLDv
         data.ids, data.labels = [ids[i] for i in keep], [labels[i] for i in keep]
     return data
 
-# %% ../nbs/02_datasets.ipynb 65
+# %% ../nbs/02_datasets.ipynb 66
 FORMATS = ('vg', 'coco', 'flickr30k', 'css', 'roxford')
 _ALL = ('vg', 'coco', 'flickr30k', 'css')   # 'all': the image–text schemas (roxford, several views per scene, only on request)
 
@@ -1167,7 +1167,7 @@ def _tree_hashes(root) -> dict:
     root = Path(root)
     return {str(p.relative_to(root)): hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(root.rglob('*')) if p.is_file()}
 
-# %% ../nbs/02_datasets.ipynb 68
+# %% ../nbs/02_datasets.ipynb 69
 DATASETS_VERSION = 3    # 2: CSS references with 3–5 modifications each; 3: COCO also writes instances_{train,val}2014.json (object layouts)
 _MARKER = '.erret_complete.json'
 
@@ -1182,7 +1182,7 @@ def world_dataset(format: str = 'vg', n_images: int = 1000, seed: int = 0, size:
     save_json({'format': format, 'n_images': n_images, 'seed': seed, 'size': size, 'world_kw': world_kw, 'info': info}, root / _MARKER)
     return root
 
-# %% ../nbs/02_datasets.ipynb 73
+# %% ../nbs/02_datasets.ipynb 74
 REAL_SIZES = ((800, 600), (500, 333), (333, 500), (640, 480), (480, 640), (500, 375), (375, 500), (1024, 683), (612, 612))
 IMAGE_QUIRKS = ('grey', 'cmyk', 'palette', 'rgba', 'grey16', 'exif')   # each stored at least once, then ~10 % grey
 QUIRK_PHRASES = ("man's hat", 'cafe\u0301', 'T-shirt', '2 dogs', 'A RED CIRCLE  ', '  «the blue square»!!')

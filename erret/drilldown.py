@@ -9,7 +9,7 @@ __all__ = ['METHODS', 'vg_sessions', 'session_split', 'grid_boxes', 'image_boxes
            'RankFusion', 'drilldown_loss', 'build_model', 'train_model', 'session_scores', 'turn_recalls',
            'rank_fusion', 'budget_name', 'run_seed', 'recall_figure', 'slot_figure', 'reproduce']
 
-# %% ../nbs/40_drilldown.ipynb 2
+# %% ../nbs/40_drilldown.ipynb 3
 import time, copy
 from pathlib import Path
 from dataclasses import dataclass, field
@@ -28,7 +28,7 @@ from .losses import hinge_triplet_loss
 from .metrics import first_positive_rank, recall_at_k
 from .learner import Learner, make_loader
 
-# %% ../nbs/40_drilldown.ipynb 5
+# %% ../nbs/40_drilldown.ipynb 6
 def vg_sessions(vg: VGData, min_regions: int = 10) -> dict:
     "{image id: its region phrases in file order} for the images with at least `min_regions` region captions"
     return {im.image_id: [r.phrase for r in vg.regions[im.image_id]] for im in vg.images if len(vg.regions[im.image_id]) >= min_regions}
@@ -39,7 +39,7 @@ def session_split(image_id, splits: dict | None = None, test: float = 0.25) -> s
     u = int(stable_hash(image_id, 'drilldown'), 16) / 16 ** 12
     return 'test' if u < test else 'train'
 
-# %% ../nbs/40_drilldown.ipynb 8
+# %% ../nbs/40_drilldown.ipynb 9
 def grid_boxes(w: int, h: int, g: int = 2) -> list:
     "The whole image and its g×g cells as xyxy boxes"
     out = [(0., 0., float(w), float(h))]
@@ -56,7 +56,7 @@ def image_boxes(vg: VGData, image_id, n_boxes: int = 16, grid: int = 2) -> list:
     objs = sorted((tuple(map(float, o.box)) for o in src), key=area, reverse=True)[:max(n_boxes - len(extra), 0)]
     return (objs + extra)[:n_boxes]
 
-# %% ../nbs/40_drilldown.ipynb 10
+# %% ../nbs/40_drilldown.ipynb 11
 @dataclass
 class DrilldownData:
     "Sessions, region features `(I, N, C)` (+ mask `(I, N)`, boxes `(I, N, 4)`, frames `(I, 4)`), global features `(I, C)`, vocab"
@@ -105,7 +105,7 @@ def region_features(vg: VGData, image_ids: list, backbone, n_boxes: int = 16, gr
         frames[s:s + len(chunk)] = fr
     return feats, mask, boxes, glob, frames
 
-# %% ../nbs/40_drilldown.ipynb 14
+# %% ../nbs/40_drilldown.ipynb 15
 @dataclass
 class DrilldownConfig(Config):
     "One Drill-down experiment (defaults: quick preset)"
@@ -163,7 +163,7 @@ def load_drilldown(cfg: DrilldownConfig, data=None, device='cpu', backbone: str 
     name = 'shapes-vg' if data is None else 'vg'
     return DrilldownData(name, vg, ids, {i: phrases[i] for i in every}, tokens, feats, fmask, boxes, frames, glob, {i: k for k, i in enumerate(every)}, vocab)
 
-# %% ../nbs/40_drilldown.ipynb 18
+# %% ../nbs/40_drilldown.ipynb 19
 class Sessions(torch.utils.data.Dataset):
     "Item k: (T token lists of image `ids[k]`'s session, its feature row); random captions in random order if `shuffle`"
     def __init__(self, D: DrilldownData, ids: list, T: int = 10, shuffle: bool = True): self.D, self.ids, self.T, self.shuffle = D, ids, T, shuffle
@@ -181,7 +181,7 @@ def collate_sessions(D: DrilldownData):
         return tok, ln, D.feats[rows].float(), D.fmask[rows], D.glob[rows].float()
     return f
 
-# %% ../nbs/40_drilldown.ipynb 21
+# %% ../nbs/40_drilldown.ipynb 22
 def drilldown_similarity(x: torch.Tensor,                 # (Q, M, D) states
                          v: torch.Tensor,                 # (G, N, D) region features
                          x_mask: torch.Tensor | None = None,   # (Q, M) bool: filled slots (None: all)
@@ -211,7 +211,7 @@ def _pool(c, vm, xm, lam):
     xm = xm.to(s.dtype)
     return (s * xm).sum(-1) / xm.sum(-1).clamp(min=1)
 
-# %% ../nbs/40_drilldown.ipynb 25
+# %% ../nbs/40_drilldown.ipynb 26
 def slot_update(cell: nn.GRUCell,
                 x: torch.Tensor,          # (B, M, D) state x_{t-1}
                 filled: torch.Tensor,     # (B, M) bool: slots written so far
@@ -230,7 +230,7 @@ def slot_update(cell: nn.GRUCell,
     f_new = filled.clone(); f_new[rows, a] = True
     return x_new, f_new, a
 
-# %% ../nbs/40_drilldown.ipynb 28
+# %% ../nbs/40_drilldown.ipynb 29
 class SlotPolicy(nn.Module):
     "π(a | q_t, x_{t-1}): an MLP on [q_t, x^m] --> one logit per slot (B, M)"
     def __init__(self, d_q: int, D: int, hidden: int | None = None):
@@ -261,7 +261,7 @@ def rollout_labels(cell: nn.GRUCell, policy, x: torch.Tensor, filled: torch.Tens
         total += drilldown_similarity(xa, va, fa, vma, lam, paired=True)
     return total.view(B, M).argmax(1)
 
-# %% ../nbs/40_drilldown.ipynb 34
+# %% ../nbs/40_drilldown.ipynb 35
 class DrillDown(nn.Module):
     "Query GRU --> q_t; M slots updated by a GRU cell (Eq. 3.2); region projection; slot policy"
     def __init__(self, vocab_size: int, c_img: int, M: int = 4, D: int = 64, embed_dim: int = 64, lam: float = 9.0, policy: str = 'circular'):
@@ -299,7 +299,7 @@ class DrillDown(nn.Module):
         S = drilldown_similarity(x.flatten(0, 1), v, f.flatten(0, 1), vm, self.lam).view(B, T, B)
         return S, lg, lb
 
-# %% ../nbs/40_drilldown.ipynb 37
+# %% ../nbs/40_drilldown.ipynb 38
 class HRE(nn.Module):
     "Hierarchical recurrent encoder: sentence GRU per query, session GRU over them; global (HRE) or region (R-HRE) image features"
     def __init__(self, vocab_size: int, c_img: int, d: int = 256, embed_dim: int = 64, lam: float = 9.0, regions: bool = True,
@@ -337,7 +337,7 @@ class RankFusion(HRE):
     "R-RankFusion: every query on its own (one slot, region features); per-turn ranks are averaged at test"
     def session_states(self, tokens, lengths, B): return self.text(tokens, lengths).view(B, -1, 1, self.d)
 
-# %% ../nbs/40_drilldown.ipynb 40
+# %% ../nbs/40_drilldown.ipynb 41
 def drilldown_loss(model, batch, margin: float = 0.2, mu: float = 0.1, policy: bool = False, hardest: bool = True):
     "Eq. 3.4 (+ μ·Eq. 3.5 if `policy`): {'loss', 'emb', 'pol'}; `hardest=False`: every in-batch negative (warm-up)"
     S, logits, labels = model(*batch)
@@ -347,7 +347,7 @@ def drilldown_loss(model, batch, margin: float = 0.2, mu: float = 0.1, policy: b
     pol = F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-100)
     return {'loss': emb + mu * pol, 'emb': emb.detach(), 'pol': pol.detach()}
 
-# %% ../nbs/40_drilldown.ipynb 43
+# %% ../nbs/40_drilldown.ipynb 44
 METHODS = ('HRE', 'R-HRE', 'R-RE', 'R-RankFusion', 'Drill-down (FP)', 'Drill-down')
 
 def build_model(method: str, D: DrilldownData, cfg: DrilldownConfig, M: int | None = None, d: int | None = None):
@@ -376,7 +376,7 @@ def train_model(model, D: DrilldownData, cfg: DrilldownConfig, seed: int = 0, de
     if policy: model.policy_mode = 'learned'
     return model.eval()
 
-# %% ../nbs/40_drilldown.ipynb 46
+# %% ../nbs/40_drilldown.ipynb 47
 @torch.no_grad()
 def session_scores(model, D: DrilldownData, ids: list | None = None, T: int = 10, device='cpu', batch: int = 256) -> torch.Tensor:
     "(T, Q, G) similarities after each turn of the test sessions `ids` (default: the test split) to the images `ids`"
@@ -404,7 +404,7 @@ def rank_fusion(S: torch.Tensor) -> torch.Tensor:
     ranks = S.argsort(-1, descending=True).argsort(-1).float() + 1             # rank of every gallery item, per turn
     return -(ranks.cumsum(0) / torch.arange(1, len(S) + 1).view(-1, 1, 1))
 
-# %% ../nbs/40_drilldown.ipynb 50
+# %% ../nbs/40_drilldown.ipynb 51
 def budget_name(M: int, d: int) -> str: return f"Drill-down ({M}×{d})"
 
 def run_seed(D: DrilldownData, cfg: DrilldownConfig, seed: int = 0, device='cpu', methods=METHODS, budgets: bool = True, log=print) -> tuple:
@@ -431,7 +431,7 @@ def run_seed(D: DrilldownData, cfg: DrilldownConfig, seed: int = 0, device='cpu'
         add(budget_name(M, d), model, session_scores(model, D, T=cfg.T, device=device))
     return rows, models, scores
 
-# %% ../nbs/40_drilldown.ipynb 53
+# %% ../nbs/40_drilldown.ipynb 54
 def recall_figure(rows: list, methods=None, ks=('R@1', 'R@5', 'R@10'), title: str | None = None):
     "Fig. 3.3: recall (mean over seeds) against the turn, one line per method, one panel per K"
     import pandas as pd, seaborn as sns
@@ -475,7 +475,7 @@ def slot_figure(model: DrillDown, D: DrilldownData, image_id, T: int = 10, top: 
                    ax=axs[m + 1], title=f'slot {m + 1}', fontsize=6)
     return fig
 
-# %% ../nbs/40_drilldown.ipynb 57
+# %% ../nbs/40_drilldown.ipynb 58
 def reproduce(preset: str | None = None, seeds=None, data=None, out='runs/drilldown', device='auto', log=print) -> dict:
     "Train and evaluate every model over the seeds; write results.json/results.md and figures under `out`"
     device = get_device(device)

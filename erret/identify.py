@@ -11,7 +11,7 @@ __all__ = ['COCO_REF', 'POINTING_METHODS', 'IdentifyConfig', 'IdentifyData', 're
            'pointing_figure', 'map_correlation', 'explain', 'word_maps', 'without', 'caption_phrases', 'fig6',
            'object_tokens', 'grad_x_input', 'top_word_rates', 'WordSaliencyExplorer', 'run_seed', 'reproduce']
 
-# %% ../nbs/31_identify.ipynb 2
+# %% ../nbs/31_identify.ipynb 3
 import math, time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +29,7 @@ from .encoders import normalize
 from .metrics import first_positive_rank, recall_at_k, pointing_game
 from .excitation import ExcitationBackprop, ReLULSTM, SALIENCY_METHODS, spatial_saliency, temporal_saliency
 
-# %% ../nbs/31_identify.ipynb 6
+# %% ../nbs/31_identify.ipynb 7
 @dataclass
 class IdentifyConfig(Config):
     "Identification settings (defaults: quick preset)"
@@ -59,7 +59,7 @@ class IdentifyConfig(Config):
     _smoke: ClassVar[dict] = dict(n_images=160, d_embed=32, d_hidden=32, batch_size=16, epochs=2, cap_dim=32, cap_epochs=2,
                                   pair_batches=4, pair_batch=16, gallery=24, n_point=24)
 
-# %% ../nbs/31_identify.ipynb 9
+# %% ../nbs/31_identify.ipynb 10
 @dataclass
 class IdentifyData:
     "Images (N, 3, S, S) uint8, captions per image, splits, training vocabulary, frozen-CNN feature maps (N, C, h, w)"
@@ -91,7 +91,7 @@ def read_coco_split(root, size: int, max_per_split: int | None = None) -> Identi
     vocab = Vocab.build([tokenize(c, keep_punct=False) for k in split['train'] for c in caps[k]])
     return IdentifyData(images, caps, [im.image_id for im in ims], split, vocab, name='coco', repairs=merge_repairs(coco))
 
-# %% ../nbs/31_identify.ipynb 13
+# %% ../nbs/31_identify.ipynb 14
 def identify_backbone(cfg: IdentifyConfig, device='auto') -> tuple[nn.Module, int]:
     "The frozen convolutional body (eval mode) and its channel count"
     if cfg.arch == 'small':
@@ -128,7 +128,7 @@ def load_identify(cfg: IdentifyConfig, data=None, device='auto') -> tuple[Identi
     D.feats = body_features(body, D.images, device)
     return D, body
 
-# %% ../nbs/31_identify.ipynb 15
+# %% ../nbs/31_identify.ipynb 16
 class IdentifyNet(nn.Module):
     "CNN -> pool -> FC visual vector as step 0 of a ReLU-LSTM over word embeddings -> linear logit"
     def __init__(self, body: nn.Module, C: int, V: int, d_embed: int = 300, d_hidden: int = 512, forget_bias: float = 3.0):
@@ -156,7 +156,7 @@ class IdentifyNet(nn.Module):
         "Logits (B,) of s(I, c) = sigmoid(logit)"
         return self.score_vectors(self.visual_vector(img, features), tok, lengths)
 
-# %% ../nbs/31_identify.ipynb 19
+# %% ../nbs/31_identify.ipynb 20
 def caption_items(D: IdentifyData, split: str = 'train', max_len: int = 16) -> list:
     "(row, word ids) for every caption of the split's images"
     return [(k, D.vocab.encode(tokenize(c, keep_punct=False))[:max_len] or [PAD_IDX]) for k in D.split[split] for c in D.captions[k]]
@@ -181,7 +181,7 @@ def identify_loss(feats: torch.Tensor):
         return {'loss': F.binary_cross_entropy_with_logits(logit, y), 'acc': ((logit > 0).float() == y).float().mean().detach()}
     return loss_fn
 
-# %% ../nbs/31_identify.ipynb 21
+# %% ../nbs/31_identify.ipynb 22
 def train_identify(D: IdentifyData, body: nn.Module, cfg: IdentifyConfig, seed: int = 0, device='auto') -> IdentifyNet:
     "Train the proposed model with the shared Learner (frozen CNN: on cached feature maps)"
     from erret.learner import Learner, make_loader
@@ -195,7 +195,7 @@ def train_identify(D: IdentifyData, body: nn.Module, cfg: IdentifyConfig, seed: 
     model.history = learn.history
     return model.cpu().eval()
 
-# %% ../nbs/31_identify.ipynb 23
+# %% ../nbs/31_identify.ipynb 24
 class ShowAndTell(nn.Module):
     "Show-and-tell captioner on feature maps: pooled image vector, then <sos> and words, into an LSTM; next-word logits"
     def __init__(self, C: int, V: int, d: int = 512):
@@ -241,7 +241,7 @@ def train_captioner(D: IdentifyData, cfg: IdentifyConfig, seed: int = 0, device=
     Learner(model, dl, captioner_loss(D.feats.to(device)), opt='adam', lr=2e-3, epochs=cfg.cap_epochs, device=device, quiet=True, seed=seed).fit()
     return model.cpu().eval()
 
-# %% ../nbs/31_identify.ipynb 26
+# %% ../nbs/31_identify.ipynb 27
 def mean_embedding(ids: list, E: torch.Tensor) -> torch.Tensor:
     "Mean word vector of each id list (N, D); zeros for an empty list"
     out = torch.zeros(len(ids), E.shape[1])
@@ -256,7 +256,7 @@ def baseline_embeddings(cap: ShowAndTell, D: IdentifyData, cfg: IdentifyConfig) 
         return load_word_vectors(cfg.word_vectors, D.vocab)[0]
     return cap.embed.weight.detach().cpu()
 
-# %% ../nbs/31_identify.ipynb 29
+# %% ../nbs/31_identify.ipynb 30
 @torch.no_grad()
 def proposed_scorer(model: IdentifyNet, feats: torch.Tensor, device='cpu', chunk: int = 4096):
     "score(rows (P,), list of P word-id lists) -> sigmoid similarities (P,)"
@@ -279,7 +279,7 @@ def baseline_scorer(cap: ShowAndTell, feats: torch.Tensor, E: torch.Tensor, max_
     score.generated = gen
     return score
 
-# %% ../nbs/31_identify.ipynb 31
+# %% ../nbs/31_identify.ipynb 32
 def validation_pairs(D: IdentifyData, n_batches: int = 100, batch: int = 64, split: str = 'val', seed: int = 0) -> list:
     "n_batches * batch (row a, row b != a, caption index of a), from a fixed generator"
     rows, rng = D.split[split], np.random.default_rng(seed)
@@ -304,7 +304,7 @@ def gallery_recall(score, D: IdentifyData, n: int = 1000, split: str = 'test', m
     S = torch.stack([score(rows, [q] * G) for q in ids])                   # (Q, G)
     return recall_at_k(first_positive_rank(S, torch.arange(G)), (1, 5, 10))
 
-# %% ../nbs/31_identify.ipynb 35
+# %% ../nbs/31_identify.ipynb 36
 COCO_REF = (480, 640)      # the resolution the 15 px tolerance refers to (COCO's typical image)
 _SHAPE_TOKENS = {t for ws in SHAPE_WORDS.values() for w in ws for t in (w.split()[-1], plural(w).split()[-1])}
 
@@ -331,7 +331,7 @@ def pointing_examples(D: IdentifyData, split: str = 'val', n: int | None = None,
     if n is not None and len(out) > n: out = [out[k] for k in sorted(np.random.default_rng(seed).choice(len(out), n, replace=False))]
     return out
 
-# %% ../nbs/31_identify.ipynb 37
+# %% ../nbs/31_identify.ipynb 38
 def _phrase_batch(D: IdentifyData, exs: list, max_len: int = 16, device='cpu'):
     "Normalised images (B, 3, S, S), words (B, T), lengths (B,) of pointing examples"
     tok, L = pad_batch([D.vocab.encode(e.phrase.split())[:max_len] or [PAD_IDX] for e in exs])
@@ -357,7 +357,7 @@ def pointing_accuracy(model: IdentifyNet, D: IdentifyData, exs: list, methods=No
     boxes = [e.boxes for e in exs]
     return {m: pointing_game(torch.cat(v), boxes, tolerance=15, ref_size=COCO_REF)[0] for m, v in maps.items()}
 
-# %% ../nbs/31_identify.ipynb 41
+# %% ../nbs/31_identify.ipynb 42
 def pointing_figure(model: IdentifyNet, D: IdentifyData, exs: list, methods=None, max_len: int = 16):
     "Figure: rows = saliency methods, columns = pointing examples (map overlay, target boxes, the maximum)"
     import matplotlib.pyplot as plt
@@ -376,7 +376,7 @@ def pointing_figure(model: IdentifyNet, D: IdentifyData, exs: list, methods=None
         axs[i, 0].set_ylabel(m); axs[i, 0].set_axis_on(); axs[i, 0].set_xticks([]); axs[i, 0].set_yticks([])
     return fig
 
-# %% ../nbs/31_identify.ipynb 44
+# %% ../nbs/31_identify.ipynb 45
 def map_correlation(model: IdentifyNet, D: IdentifyData, exs: list, methods=None, max_len: int = 16, device='cpu') -> dict:
     "Mean Pearson r between the maps of two phrases of one image that name different objects, per method (NaN without such pairs)"
     import itertools
@@ -397,7 +397,7 @@ def map_correlation(model: IdentifyNet, D: IdentifyData, exs: list, methods=None
         out[m] = float(np.mean([r(maps[pos[a]], maps[pos[b]]) for a, b in pairs]))
     return out
 
-# %% ../nbs/31_identify.ipynb 47
+# %% ../nbs/31_identify.ipynb 48
 def explain(model: IdentifyNet, img: torch.Tensor, tok: torch.Tensor, lengths: torch.Tensor, contrastive: bool = False):
     "(spatial (B, S, S), image mass (B,), word masses (B, T)) by EB (c-MWP for the spatial map if `contrastive`)"
     model = model.eval()
@@ -411,7 +411,7 @@ def word_maps(model: IdentifyNet, img: torch.Tensor, tok: torch.Tensor) -> torch
     L = len(tok)
     return explain(model, img[None].expand(L, -1, -1, -1), tok[None].expand(L, -1), torch.arange(1, L + 1))[0]
 
-# %% ../nbs/31_identify.ipynb 50
+# %% ../nbs/31_identify.ipynb 51
 def without(words: list, phrase: list) -> list:
     "`words` with the first occurrence of the word sequence `phrase` removed (unchanged if absent)"
     n = len(phrase)
@@ -451,7 +451,7 @@ def fig6(model: IdentifyNet, D: IdentifyData, rows: list, max_len: int = 16, max
         words_colored(words, mw[0, :len(words)], ax=ax_row[-1], fontsize=9, title=f's = {s:.2f}, image step {m0[0]:.2f}')
     return fig
 
-# %% ../nbs/31_identify.ipynb 53
+# %% ../nbs/31_identify.ipynb 54
 def object_tokens(world: World, i: int) -> set:
     "Words that name an object of world image `i`: its shapes' names and synonyms, singular and plural (last word)"
     return {t for o in world[i].objects for w in SHAPE_WORDS[o.shape] for t in (w.split()[-1], plural(w).split()[-1])}
@@ -488,7 +488,7 @@ def top_word_rates(model: IdentifyNet, D: IdentifyData, rows: list, max_len: int
             hits['First noun'].append(next((o for t, o in zip(w, ok) if t in _SHAPE_TOKENS), False))
     return {m: 100 * float(np.mean(v)) if v else math.nan for m, v in hits.items()}
 
-# %% ../nbs/31_identify.ipynb 56
+# %% ../nbs/31_identify.ipynb 57
 class WordSaliencyExplorer:
     "ipywidgets view: pick an image row and a word of its caption; see the EB map of the caption up to that word"
     def __init__(self, model: IdentifyNet, D: IdentifyData, rows: list, max_len: int = 16):
@@ -531,7 +531,7 @@ class WordSaliencyExplorer:
         self.output.clear_output(wait=True)
         with self.output: display(self.figure())
 
-# %% ../nbs/31_identify.ipynb 59
+# %% ../nbs/31_identify.ipynb 60
 def run_seed(D: IdentifyData, body: nn.Module, cfg: IdentifyConfig, seed: int, pairs: list, exs: list, device='cpu', log=print):
     "The rows of one seed, and the trained proposed model"
     from erret.results import make_row

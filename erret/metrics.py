@@ -6,13 +6,13 @@
 __all__ = ['first_positive_rank', 'recall_at_k', 'median_rank', 'mean_rank', 'retrieval_metrics', 'topk_ranks',
            'average_precision', 'mean_average_precision', 'revisited_map', 'i2t', 't2i', 'pointing_game']
 
-# %% ../nbs/04_metrics.ipynb 2
+# %% ../nbs/04_metrics.ipynb 3
 import math
 import numpy as np
 import torch
 from .core import ErretError
 
-# %% ../nbs/04_metrics.ipynb 6
+# %% ../nbs/04_metrics.ipynb 7
 def _as_tensor(x) -> torch.Tensor:
     "A torch view of `x` (NumPy arrays are shared, not copied)"
     if isinstance(x, torch.Tensor): return x
@@ -70,7 +70,7 @@ class _Targets:
         idx = np.zeros(valid.shape, dtype=np.int64); idx[valid] = self.flat[a:b]               # row-major = CSR order
         return torch.as_tensor(idx, device=device), torch.as_tensor(valid, device=device)
 
-# %% ../nbs/04_metrics.ipynb 10
+# %% ../nbs/04_metrics.ipynb 11
 def _chunk_size(chunk_size, n_gallery: int, budget: int = 2**22) -> int:
     return int(chunk_size) if chunk_size else max(1, budget // max(n_gallery, 1))
 
@@ -114,7 +114,7 @@ def first_positive_rank(scores,            # (Q, G) similarities, higher = bette
         out[lo:hi] = r.cpu().numpy()
     return out
 
-# %% ../nbs/04_metrics.ipynb 16
+# %% ../nbs/04_metrics.ipynb 17
 def _ranks(ranks) -> np.ndarray:
     r = np.asarray(ranks.cpu() if isinstance(ranks, torch.Tensor) else ranks, dtype=np.float64).reshape(-1)
     if r.size == 0: raise ErretError("ranks: got no queries")
@@ -137,13 +137,13 @@ def mean_rank(ranks) -> float:
     "Mean 1-based rank"
     return float(_ranks(ranks).mean())
 
-# %% ../nbs/04_metrics.ipynb 19
+# %% ../nbs/04_metrics.ipynb 20
 def retrieval_metrics(scores, positives, ks=(1, 5, 10), chunk_size=None) -> dict:
     "R@K for each K, 'med r' and 'mean r' of a (Q, G) score matrix"
     r = first_positive_rank(scores, positives, chunk_size=chunk_size)
     return {**recall_at_k(r, ks), 'med r': median_rank(r), 'mean r': mean_rank(r)}
 
-# %% ../nbs/04_metrics.ipynb 22
+# %% ../nbs/04_metrics.ipynb 23
 def topk_ranks(indices,          # (Q, k) gallery indices, best first; -1 = empty slot
                positives,        # any form accepted by `first_positive_rank`
                n_gallery=None    # gallery size, to check the indices (default: a mask's width, else unchecked)
@@ -167,7 +167,7 @@ def topk_ranks(indices,          # (Q, k) gallery indices, best first; -1 = empt
         out[lo:hi] = first.cpu().numpy()
     return out
 
-# %% ../nbs/04_metrics.ipynb 25
+# %% ../nbs/04_metrics.ipynb 26
 class _Union:
     "Union of several `_Targets` (e.g. junk + hard)"
     def __init__(self, *ts): self.ts = ts
@@ -227,7 +227,7 @@ def mean_average_precision(scores,          # (Q, G) similarities
     m = float(np.nanmean(aps)) if (~np.isnan(aps)).any() else math.nan
     return (m, aps) if per_query else m
 
-# %% ../nbs/04_metrics.ipynb 33
+# %% ../nbs/04_metrics.ipynb 34
 def revisited_map(scores,       # (Q, G) similarities
                   easy,         # per-query easy positives (any `positives` form; empty rows allowed)
                   hard,         # per-query hard positives
@@ -243,7 +243,7 @@ def revisited_map(scores,       # (Q, G) similarities
         return float(100 * np.nanmean(aps)) if (~np.isnan(aps)).any() else math.nan
     return {'easy': m(E, _Union(J, H)), 'medium': m(_Union(E, H), J), 'hard': m(H, _Union(J, E))}
 
-# %% ../nbs/04_metrics.ipynb 37
+# %% ../nbs/04_metrics.ipynb 38
 def _caption_scores(scores, captions_per_image):
     s = _check_scores(scores)
     n_img, n_cap = s.shape
@@ -277,7 +277,7 @@ def t2i(scores,                  # (N_img, N_cap) similarities (the same matrix 
     pos = np.arange(s.shape[1]) // captions_per_image                        # (N_cap,) image of each caption
     return _summary(first_positive_rank(s.T, pos), ks, return_ranks)
 
-# %% ../nbs/04_metrics.ipynb 41
+# %% ../nbs/04_metrics.ipynb 42
 def _point_box_distance(x, y, boxes):
     "Euclidean distance from point (x, y) to each xyxy box, 0 inside; boxes (K, 4)"
     dx = np.maximum.reduce([boxes[:, 0] - x, np.zeros(len(boxes)), x - boxes[:, 2]])

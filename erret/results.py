@@ -4,7 +4,7 @@
 
 # %% auto 0
 __all__ = ['make_row', 'aggregate_rows', 'validate_results', 'results_markdown', 'write_results', 'load_results',
-           'reference_results']
+           'reference_results', 'reference_figure']
 
 # %% ../nbs/00a_results.ipynb 2
 import json, math, platform
@@ -110,3 +110,10 @@ def reference_results(paper: str, preset: str = 'quick') -> dict:
     d = load_results(p)
     if (d['paper'], d['preset']) != (paper, preset): raise ErretError(f"{p}: holds {d['paper']} / {d['preset']}, not {paper} / {preset}")
     return d
+
+def reference_figure(paper: str) -> Path:
+    "One figure of `paper`'s reference quick run, shrunk for the README: `docs/figures/<paper>.png` of this source checkout"
+    import erret
+    p = Path(erret.__file__).resolve().parent.parent/'docs'/'figures'/f'{paper}.png'
+    if not p.exists(): raise ErretError(f"{p}: no reference figure here (it lives in a source checkout of erret)")
+    return p

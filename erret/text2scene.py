@@ -11,7 +11,7 @@ __all__ = ['N_BINS', 'IGNORE', 'METRICS', 'METHODS', 'Text2SceneConfig', 'grid_i
            'layout_metrics', 'BagOfObjects', 'train_text2scene', 'generate_split', 'run_seed', 'top_words',
            'steps_figure', 'reproduce']
 
-# %% ../nbs/42_text2scene.ipynb 2
+# %% ../nbs/42_text2scene.ipynb 3
 import math, time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +28,7 @@ from .world import COLOURS, NUMBERS
 from .datasets import load_coco_captions, load_coco_instances, world_dataset, count, merge_repairs, describe_repairs
 from .encoders import GRUEncoder
 
-# %% ../nbs/42_text2scene.ipynb 6
+# %% ../nbs/42_text2scene.ipynb 7
 @dataclass
 class Text2SceneConfig(Config):
     "Text2Scene settings (defaults: quick preset)"
@@ -55,7 +55,7 @@ class Text2SceneConfig(Config):
     _full: ClassVar[dict] = dict(n_images=5000, grid=28, d_embed=300, d_hidden=256, d_state=128, epochs=40)
     _smoke: ClassVar[dict] = dict(n_images=150, epochs=2, d_embed=16, d_hidden=16, d_state=8, grid=6)
 
-# %% ../nbs/42_text2scene.ipynb 9
+# %% ../nbs/42_text2scene.ipynb 10
 def grid_index(v, G: int):
     "Index of the grid cell holding coordinate(s) `v` in [0, 1] on a G-cell axis"
     return np.clip((np.asarray(v) * G).astype(int), 0, G - 1)
@@ -67,7 +67,7 @@ def drawing_order(boxes: np.ndarray, # (N, 4) normalised xyxy
     rows, cols = grid_index(boxes[:, 3], G), grid_index((boxes[:, 0] + boxes[:, 2]) / 2, G)
     return sorted(range(len(boxes)), key=lambda i: (-int(rows[i]), int(cols[i]), int(classes[i])))
 
-# %% ../nbs/42_text2scene.ipynb 12
+# %% ../nbs/42_text2scene.ipynb 13
 N_BINS = 17                                  # the paper's scale / aspect-ratio bins (layout variant)
 
 @dataclass
@@ -157,7 +157,7 @@ def load_text2scene(cfg: Text2SceneConfig, data=None, attributes=('colour', 'siz
         d.wh = {key: tuple(np.mean(v, 0)) for key, v in acc.items()}
     return d
 
-# %% ../nbs/42_text2scene.ipynb 17
+# %% ../nbs/42_text2scene.ipynb 18
 def box_cells(box, G: int) -> tuple:
     "(row slice, col slice) of the grid cells covered by normalised xyxy `box`"
     x1, y1, x2, y2 = box
@@ -182,7 +182,7 @@ def render_canvas(classes, boxes, C: int, G: int) -> torch.Tensor:
         r, q = box_cells(b, G); x[int(c), r, q] = 1.
     return x
 
-# %% ../nbs/42_text2scene.ipynb 20
+# %% ../nbs/42_text2scene.ipynb 21
 IGNORE = -100
 
 def collate_scenes(scenes, vocab: Vocab, C: int, G: int) -> tuple:
@@ -199,7 +199,7 @@ def collate_scenes(scenes, vocab: Vocab, C: int, G: int) -> tuple:
         loc[b, :n] = torch.tensor([location_cell(bb, G) for bb in s.boxes]); att[b, :n] = torch.as_tensor(s.attrs)
     return tok, lengths, canv, prev, obj, loc, att
 
-# %% ../nbs/42_text2scene.ipynb 23
+# %% ../nbs/42_text2scene.ipynb 24
 class TextEncoder(nn.Module):
     "BiGRU text encoder: word features [h_i; x_i] (B, L, 2H + E), final state h^E (B, 2H)"
     def __init__(self, V: int, d_embed: int = 64, d_hidden: int = 64):
@@ -210,7 +210,7 @@ class TextEncoder(nn.Module):
         final, h = self.rnn(tok, lengths, return_words=True)                 # (B, 2H), (B, L, 2H)
         return torch.cat([h, self.rnn.embed(tok)], -1), final                 # --> (B, L, 2H + E), (B, 2H)
 
-# %% ../nbs/42_text2scene.ipynb 26
+# %% ../nbs/42_text2scene.ipynb 27
 class ConvGRUCell(nn.Module):
     "GRU whose gates are convolutions (k×k on the state, k_in×k_in on the input): (B, C_in, G, G), (B, D, G, G) -> (B, D, G, G)"
     def __init__(self, c_in: int, d: int, k: int = 3, k_in: int | None = None):
@@ -230,7 +230,7 @@ def canvas_cnn(C: int, d: int) -> nn.Sequential:
     "Ω: a small CNN over the (B, C, G, G) canvas -> (B, d, G, G)"
     return nn.Sequential(nn.Conv2d(C, d, 3, padding=1), nn.ReLU(), nn.Conv2d(d, d, 3, padding=1), nn.ReLU())
 
-# %% ../nbs/42_text2scene.ipynb 29
+# %% ../nbs/42_text2scene.ipynb 30
 class SpatialAttention(nn.Module):
     "Ψ: attention over the G×G cells of (B, D, G, G) -> pooled (B, D), weights (B, G*G)"
     def __init__(self, d: int):
@@ -251,7 +251,7 @@ class TextAttention(nn.Module):
         a = e.masked_fill(~mask, float('-inf')).softmax(-1)
         return torch.einsum('bl,blw->bw', a, words), a
 
-# %% ../nbs/42_text2scene.ipynb 32
+# %% ../nbs/42_text2scene.ipynb 33
 class Text2Scene(nn.Module):
     "Text2Scene: BiGRU text encoder, canvas CNN + ConvGRU history, attentive object and attribute decoders"
     def __init__(self, V: int, C: int, attr_sizes, G: int = 8, d_embed: int = 64, d_hidden: int = 64, d_state: int = 32,
@@ -309,7 +309,7 @@ class Text2Scene(nn.Module):
         out = dict(obj=lo, loc=ll, attr=la, attn_o=ao, attn_a=aa)
         return {k: v.unflatten(0, (B, S)) for k, v in out.items()}
 
-# %% ../nbs/42_text2scene.ipynb 35
+# %% ../nbs/42_text2scene.ipynb 36
 def attention_penalty(a: torch.Tensor, # (B, S, L) attention weights
                       steps: torch.Tensor, # (B, S) bool: real steps
                       mask: torch.Tensor) -> torch.Tensor: # (B, L) bool: real words
@@ -334,14 +334,14 @@ def text2scene_loss(cfg: Text2SceneConfig):
         return {'loss': loss, 'obj': l_o.detach(), 'loc': l_l.detach(), 'attr': l_a.detach()}
     return loss_fn
 
-# %% ../nbs/42_text2scene.ipynb 38
+# %% ../nbs/42_text2scene.ipynb 39
 def expected_similarity(p_loc: torch.Tensor, # (B, G*G) location probabilities
                         G: int, sigma: float = 0.2) -> torch.Tensor:
     "(B, G*G) expected Gaussian similarity of each cell's centre to the location l ~ p_loc"
     cs = torch.tensor([cell_centre(l, G) for l in range(G * G)], device=p_loc.device)
     return p_loc @ torch.exp(-0.5 * torch.cdist(cs, cs) ** 2 / sigma ** 2)
 
-# %% ../nbs/42_text2scene.ipynb 39
+# %% ../nbs/42_text2scene.ipynb 40
 @dataclass
 class GeneratedScene:
     "A generated scene: categories, normalised xyxy boxes, attribute indices, and per step the object/attribute word attentions"
@@ -382,7 +382,7 @@ def generate(model: Text2Scene, tok, lengths, data: T2SData, max_steps: int = 10
         prev = o
     return out
 
-# %% ../nbs/42_text2scene.ipynb 44
+# %% ../nbs/42_text2scene.ipynb 45
 def gaussian_sim(p, q, sigma: float = 0.2) -> float:
     "exp(−‖p − q‖² / 2σ²)"
     d = np.asarray(p, float) - np.asarray(q, float)
@@ -447,7 +447,7 @@ def layout_metrics(preds, scenes, sigma: float = 0.2, near: float = 0.33, attrib
         out[k] = 100 * float(np.mean(v)) if v else 0.
     return out
 
-# %% ../nbs/42_text2scene.ipynb 50
+# %% ../nbs/42_text2scene.ipynb 51
 class BagOfObjects:
     "Baseline: the categories the text mentions (a lexicon learned on training scenes), each at its mean training location"
     def __init__(self, data: T2SData, min_precision: float = 0.9, min_count: int = 5):
@@ -489,7 +489,7 @@ class BagOfObjects:
                 a = self.attr[c]; g.classes.append(c); g.attrs.append(a); g.boxes.append(self.data.box(c, *self.pos[c], a))
         return g
 
-# %% ../nbs/42_text2scene.ipynb 53
+# %% ../nbs/42_text2scene.ipynb 54
 def train_text2scene(data: T2SData, cfg: Text2SceneConfig, seed: int = 0, history: bool = True, device='cpu') -> Text2Scene:
     "Train Text2Scene (or its ablation without the canvas history) on the training scenes"
     from erret.learner import Learner, make_loader, onecycle
@@ -533,7 +533,7 @@ def run_seed(data: T2SData, cfg: Text2SceneConfig, seed: int, device='cpu', log=
     full.preds = preds['Text2Scene']
     return rows, alt, full
 
-# %% ../nbs/42_text2scene.ipynb 55
+# %% ../nbs/42_text2scene.ipynb 56
 def _draw_scene(ax, classes, boxes, attrs, data: T2SData, title=None, highlight=None):
     import matplotlib.patches as patches
     ax.set_xlim(0, 1); ax.set_ylim(1, 0); ax.set_xticks([]); ax.set_yticks([]); ax.set_aspect('equal')
@@ -571,7 +571,7 @@ def steps_figure(model: Text2Scene, data: T2SData, idx=(0, 1), max_cols: int = 6
     fig.tight_layout()
     return fig
 
-# %% ../nbs/42_text2scene.ipynb 57
+# %% ../nbs/42_text2scene.ipynb 58
 def reproduce(preset: str | None = None, seeds=None, data=None, out='runs/text2scene', device='auto', log=print) -> dict:
     "Train and evaluate Text2Scene, its ablation and the bag of objects over the seeds; write results.json and figures under `out`"
     device = get_device(device)

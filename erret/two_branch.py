@@ -11,7 +11,7 @@ __all__ = ['PHRASE_ROWS', 'SENTENCE_ROWS', 'TwoBranchConfig', 'region_features',
            'similarity_loss', 'CCABaseline', 'retrieval_split', 'sentence_batch', 'caption_inputs', 'train_sentence',
            'sentence_retrieval', 'sentence_to_sentence', 'phrase_text', 'run_seed', 'plot_phrase_boxes', 'reproduce']
 
-# %% ../nbs/50_two_branch.ipynb 2
+# %% ../nbs/50_two_branch.ipynb 3
 import math, time
 from dataclasses import dataclass
 from functools import partial
@@ -35,7 +35,7 @@ from .metrics import first_positive_rank, recall_at_k, i2t, t2i
 from .learner import Learner, make_loader, cosine
 from .losses import similarity
 
-# %% ../nbs/50_two_branch.ipynb 5
+# %% ../nbs/50_two_branch.ipynb 6
 @dataclass
 class TwoBranchConfig(Config):
     "Two-branch networks on Flickr30K Entities-format data (defaults: quick preset)"
@@ -76,7 +76,7 @@ class TwoBranchConfig(Config):
                                   batch_size=40, imgs_per_batch=8, regions_per_image=8, sim_hidden=32, cca_dim=4,
                                   word_dim=16, lstm_dim=32)
 
-# %% ../nbs/50_two_branch.ipynb 8
+# %% ../nbs/50_two_branch.ipynb 9
 def region_features(fmap: torch.Tensor, boxes: list, stride: int, size: int, roi: int = 2) -> torch.Tensor:
     "RoIAlign cells of `fmap` `(B, C, h, w)` over `[(n_i, 4)]` boxes plus x1, y1, x2, y2, area / size -> `(Σn_i, C·roi² + 5)`"
     f = roi_features(fmap.float(), boxes, stride, output_size=roi).flatten(1)
@@ -84,7 +84,7 @@ def region_features(fmap: torch.Tensor, boxes: list, stride: int, size: int, roi
     area = ((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))[:, None]
     return torch.cat([f, b, area], 1)
 
-# %% ../nbs/50_two_branch.ipynb 10
+# %% ../nbs/50_two_branch.ipynb 11
 @dataclass
 class TwoBranchData:
     "Images, grounded phrases, 5 captions per image, proposals and standardised region features"
@@ -111,12 +111,12 @@ class TwoBranchData:
     def idx(self, split: str) -> np.ndarray: return np.nonzero(self.split == split)[0]
     def phrase_idx(self, split: str) -> np.ndarray: return np.nonzero(self.split[self.phrase_image.numpy()] == split)[0]
 
-# %% ../nbs/50_two_branch.ipynb 12
+# %% ../nbs/50_two_branch.ipynb 13
 def proposal_config(cfg: TwoBranchConfig) -> ProposalConfig:
     "The RPN's config for `cfg`: same preset and image size, small anchors (the RPN is trained with `targets='both'`)"
     return ProposalConfig.from_preset(cfg.preset, size=cfg.size, **SMALL_ANCHORS)
 
-# %% ../nbs/50_two_branch.ipynb 15
+# %% ../nbs/50_two_branch.ipynb 16
 def phrase_boxes(F_: Flickr30kEntities, frames: torch.Tensor, n_sentences: int = 5) -> tuple:
     "(texts, image index `(P,)`, union boxes `(P, 4)` mapped into each image's letterboxed square) of the grounded phrases of the first `n_sentences` sentences"
     phrases, p_img, p_box = [], [], []
@@ -198,7 +198,7 @@ def load_two_branch(cfg: TwoBranchConfig, data=None, device='auto') -> TwoBranch
     _check_splits(D, root)
     return D
 
-# %% ../nbs/50_two_branch.ipynb 20
+# %% ../nbs/50_two_branch.ipynb 21
 def _words(s: str) -> list: return tokenize(s, keep_punct=False)
 
 class TextFeatures:
@@ -235,7 +235,7 @@ class TextFeatures:
     def transform(self, texts) -> torch.Tensor:
         return torch.from_numpy((self._raw(texts) - self.mu) / self.sd)
 
-# %% ../nbs/50_two_branch.ipynb 23
+# %% ../nbs/50_two_branch.ipynb 24
 def distance(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     "Euclidean distances `(A, B)` between rows of a `(A, D)` and b `(B, D)`"
     return (-similarity(a, b, 'l2')).clamp(min=1e-12).sqrt()
@@ -248,7 +248,7 @@ def branch(d_in: int, hidden: int, d_out: int, linear: bool = False) -> nn.Seque
     if linear: return nn.Sequential(nn.Linear(d_in, d_out), L2Norm())
     return nn.Sequential(nn.Linear(d_in, hidden), nn.ReLU(), nn.Linear(hidden, d_out), nn.BatchNorm1d(d_out), L2Norm())
 
-# %% ../nbs/50_two_branch.ipynb 25
+# %% ../nbs/50_two_branch.ipynb 26
 class LSTMText(nn.Module):
     "Text branch input from an LSTM over word embeddings: `(tokens (B, T), lengths (B,))` -> `(B, H)`"
     def __init__(self, vocab_size: int, word_dim: int = 64, hidden: int = 128):
@@ -271,7 +271,7 @@ class EmbeddingNet(nn.Module):
         return -distance(X, Y)
     def scores(self, x, y) -> torch.Tensor: return self.match(self.embed_x(x), self.embed_y(y))
 
-# %% ../nbs/50_two_branch.ipynb 28
+# %% ../nbs/50_two_branch.ipynb 29
 def topk_triplet(D: torch.Tensor, # (A, G) anchor-to-item distances
                  P: torch.Tensor, # (A, G) bool positives
                  N: torch.Tensor | None = None, # (A, G) bool negatives (default ~P)
@@ -283,7 +283,7 @@ def topk_triplet(D: torch.Tensor, # (A, G) anchor-to-item distances
     h = (margin + D[a, p][:, None] - D[a]).clamp(min=0) * N[a]              # (pairs, G) hinge of each negative
     return h.topk(min(k, h.shape[1]), dim=1).values.sum(1).mean()
 
-# %% ../nbs/50_two_branch.ipynb 33
+# %% ../nbs/50_two_branch.ipynb 34
 def two_branch_loss(X: torch.Tensor, Y: torch.Tensor, # (Bx, E), (By, E) embeddings
                     P: torch.Tensor,                 # (Bx, By) bool: x_i matches y_j
                     Nx: torch.Tensor | None = None,  # (Bx, By) negatives of visual anchors (default ~P)
@@ -302,7 +302,7 @@ def two_branch_loss(X: torch.Tensor, Y: torch.Tensor, # (Bx, E), (By, E) embeddi
             loss = loss + lam * topk_triplet(distance(Z, Z), Pz & ~eye, ~Pz & ~eye, margin, k)
     return loss
 
-# %% ../nbs/50_two_branch.ipynb 36
+# %% ../nbs/50_two_branch.ipynb 37
 def neighbourhood_batches(groups: list, # per anchor, its positive item ids
                           batch_size: int, n_pos: int = 2, rng=None) -> list:
     "One epoch of batches of item ids: anchors in random order, `n_pos` random positives of each"
@@ -318,7 +318,7 @@ def random_batches(groups: list, batch_size: int, rng=None) -> list:
     items = rng.permutation(np.concatenate([np.asarray(g, dtype=int) for g in groups]))
     return [items[s:s + batch_size].tolist() for s in range(0, len(items), batch_size)]
 
-# %% ../nbs/50_two_branch.ipynb 39
+# %% ../nbs/50_two_branch.ipynb 40
 def phrase_batch(D: TwoBranchData, T: torch.Tensor, imgs, cfg: TwoBranchConfig, augment: bool = True,
                  sampling: bool = False, rng=None) -> dict:
     "Regions `x (G, Dr)`, phrases `y (Q, Dy)`, positives `P (G, Q)`, negatives `Nx (G, Q)`, `Ny (Q, G)`, neighbours `Px`"
@@ -349,7 +349,7 @@ def phrase_batch(D: TwoBranchData, T: torch.Tensor, imgs, cfg: TwoBranchConfig, 
     return {'x': torch.cat(xs), 'y': torch.cat(ys), 'P': P.T.contiguous(), 'Nx': (iou < 0.3).T.contiguous(),
             'Ny': (iou >= 0) & (iou < 0.3), 'Px': Px}
 
-# %% ../nbs/50_two_branch.ipynb 44
+# %% ../nbs/50_two_branch.ipynb 45
 class BatchSet(Dataset):
     "Item k of an epoch's batches (`make(rng) -> list of batch specs`, redrawn when k == 0) built by `build(spec, rng)`"
     def __init__(self, make, build, seed: int = 0):
@@ -372,7 +372,7 @@ def _fit(model, ds, loss_fn, cfg, epochs, seed, device):
             amp=False, quiet=True, seed=seed).fit()
     return model.eval()
 
-# %% ../nbs/50_two_branch.ipynb 45
+# %% ../nbs/50_two_branch.ipynb 46
 def train_phrase(D: TwoBranchData, T: torch.Tensor, cfg: TwoBranchConfig, net: str = 'embedding', linear: bool = False,
                  augment: bool = True, sampling: bool = False, single: bool = False, constraints: bool = False,
                  seed: int = 0, device='cpu') -> nn.Module:
@@ -391,7 +391,7 @@ def train_phrase(D: TwoBranchData, T: torch.Tensor, cfg: TwoBranchConfig, net: s
     else: raise ErretError(f"train_phrase: net {net!r}; expected 'embedding' or 'similarity'")
     return _fit(model, BatchSet(make, build, seed), loss, cfg, cfg.epochs_phrase, seed, device)
 
-# %% ../nbs/50_two_branch.ipynb 47
+# %% ../nbs/50_two_branch.ipynb 48
 def localization_ranks(scores: list, # per phrase, `(n,)` scores of its image's proposals
                        ious: list,   # per phrase, `(n,)` IoU of each proposal with the phrase's box
                        thr: float = 0.5) -> np.ndarray:
@@ -404,7 +404,7 @@ def localization_ranks(scores: list, # per phrase, `(n,)` scores of its image's 
     r = 1 + (S > best[:, None]).sum(1).double()
     return torch.where(hit.any(1), r, torch.tensor(float('inf'), dtype=torch.float64)).numpy()
 
-# %% ../nbs/50_two_branch.ipynb 49
+# %% ../nbs/50_two_branch.ipynb 50
 @torch.no_grad()
 def phrase_scores(model, D: TwoBranchData, T: torch.Tensor, split: str = 'test', device='cpu') -> tuple:
     "(per-phrase proposal scores, per-phrase IoUs, phrase indices) of `split`"
@@ -431,7 +431,7 @@ def proposal_upper_bound(D: TwoBranchData, split: str = 'test', thr: float = 0.5
     hits = [bool((D.proposal_iou[i] >= thr).any(1)[q]) for i in D.idx(split) for q in range(len(D.image_phrases[i]))]
     return 100 * float(np.mean(hits))
 
-# %% ../nbs/50_two_branch.ipynb 53
+# %% ../nbs/50_two_branch.ipynb 54
 class SimilarityNet(nn.Module):
     "Branches, element-wise product, FC → ReLU → FC → ReLU → FC: `(x (Bx, Dx), y (By, Dy))` -> `(Bx, By)` logits"
     def __init__(self, dx: int, dy: int, hidden: int = 256, embed: int = 128, sim_hidden: int = 128, linear: bool = False,
@@ -466,7 +466,7 @@ def similarity_loss(model, b, neg_ratio: int = 3):
     lab = torch.arange(len(ia), device=ia.device) < len(pa)                 # the first len(pa) pairs are positive
     return logistic_loss(model(b['x'], b['y'], pairs=(ia, ib)), lab)
 
-# %% ../nbs/50_two_branch.ipynb 56
+# %% ../nbs/50_two_branch.ipynb 57
 class CCABaseline:
     "PCA on each side, then `sklearn.cross_decomposition.CCA`; `scores(x, y)` = cosine of the projections `(Bx, By)`"
     def __init__(self, n_components: int = 32, pca: int = 64, seed: int = 0):
@@ -489,7 +489,7 @@ class CCABaseline:
     def match(self, X, Y) -> torch.Tensor: return similarity(X, Y, 'cosine')
     def scores(self, x, y) -> torch.Tensor: return self.match(*self.project(x, y))
 
-# %% ../nbs/50_two_branch.ipynb 59
+# %% ../nbs/50_two_branch.ipynb 60
 def retrieval_split(D: TwoBranchData, split: str) -> np.ndarray:
     "Images of `split` that have 5 captions"
     return np.array([i for i in D.idx(split) if len(D.captions[i]) == 5], dtype=int)
@@ -509,7 +509,7 @@ def caption_inputs(D: TwoBranchData, imgs, text: 'TextFeatures | Vocab') -> tupl
     Y = text.transform(caps) if isinstance(text, TextFeatures) else numericalize([_words(c) for c in caps], text)
     return Y, np.repeat(np.asarray(imgs), 5)
 
-# %% ../nbs/50_two_branch.ipynb 61
+# %% ../nbs/50_two_branch.ipynb 62
 def train_sentence(D: TwoBranchData, text, cfg: TwoBranchConfig, net: str = 'embedding', linear: bool = False,
                    sampling: bool = False, constraints: bool = False, lstm: bool = False, seed: int = 0, device='cpu') -> nn.Module:
     "Train an embedding or similarity network for image–sentence retrieval on the train images"
@@ -554,7 +554,7 @@ def sentence_to_sentence(Y: torch.Tensor, # (M, E) caption embeddings
     pos = (img[:, None] == img[None]) & ~torch.eye(len(img), dtype=torch.bool)
     return recall_at_k(first_positive_rank(S, pos), ks)
 
-# %% ../nbs/50_two_branch.ipynb 64
+# %% ../nbs/50_two_branch.ipynb 65
 PHRASE_ROWS = {   # Table 1: method -> train_phrase flags
     'Embedding (linear)': dict(linear=True),
     'Embedding (single positive)': dict(augment=False),
@@ -615,7 +615,7 @@ def run_seed(D: TwoBranchData, cfg: TwoBranchConfig, seed: int = 0, device='cpu'
     models['phrase_text'] = T
     return rows, models
 
-# %% ../nbs/50_two_branch.ipynb 67
+# %% ../nbs/50_two_branch.ipynb 68
 @torch.no_grad()
 def plot_phrase_boxes(model, D: TwoBranchData, T: torch.Tensor, n: int = 4, split: str = 'test', device='cpu'):
     "Fig. 2: for `n` test images, the phrases of one caption and their best-scored proposals in matching colours"
@@ -633,7 +633,7 @@ def plot_phrase_boxes(model, D: TwoBranchData, T: torch.Tensor, n: int = 4, spli
     fig.tight_layout()
     return fig
 
-# %% ../nbs/50_two_branch.ipynb 70
+# %% ../nbs/50_two_branch.ipynb 71
 def reproduce(preset: str | None = None, seeds=None, data=None, out='runs/twobranch', device='auto', log=print) -> dict:
     "Build the data, train and evaluate every table's rows over the seeds, write results.json under `out`"
     with cpu_threads(1, get_device(device)): return _reproduce(preset, seeds, data, out, device, log)   # tiny models: one thread

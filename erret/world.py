@@ -12,7 +12,7 @@ __all__ = ['SHAPES', 'COLOURS', 'SIZES', 'SIZE_RADIUS', 'GRID_CELLS', 'BACKGROUN
            'View', 'box_iou', 'overlap_difficulty', 'instance_view', 'view_level', 'instance_views', 'difficulty',
            'WorldConfig', 'World', 'region_stats']
 
-# %% ../nbs/01_world.ipynb 2
+# %% ../nbs/01_world.ipynb 3
 import math, dataclasses
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageChops
 from .core import Config, ErretError, stable_hash
 
-# %% ../nbs/01_world.ipynb 5
+# %% ../nbs/01_world.ipynb 6
 SHAPES = ('circle', 'square', 'triangle', 'star', 'diamond', 'cross', 'pentagon', 'hexagon')
 COLOURS = {'gray': (87, 87, 87), 'red': (244, 35, 35), 'blue': (42, 75, 215), 'green': (29, 205, 20),
            'brown': (129, 74, 25), 'purple': (129, 38, 192), 'cyan': (41, 208, 208), 'yellow': (255, 238, 51),
@@ -35,7 +35,7 @@ CSS_SHAPES = ('square', 'circle', 'triangle')    # CSS calls the square 'rectang
 CSS_COLOURS = ('gray', 'red', 'blue', 'green', 'brown', 'purple', 'cyan', 'yellow')
 CSS_SIZES = ('small', 'large')
 
-# %% ../nbs/01_world.ipynb 8
+# %% ../nbs/01_world.ipynb 9
 def grid_cell(x: float, y: float) -> str:
     "Name of the 3×3 grid cell ('top-left' … 'bottom-right') holding the point (x, y) in [0, 1]²"
     c, r = min(max(int(x * 3), 0), 2), min(max(int(y * 3), 0), 2)
@@ -47,7 +47,7 @@ def cell_centre(cell: str) -> tuple[float, float]:
     k = GRID_CELLS.index(cell)
     return ((k % 3 + 0.5) / 3, (k // 3 + 0.5) / 3)
 
-# %% ../nbs/01_world.ipynb 11
+# %% ../nbs/01_world.ipynb 12
 @dataclass(frozen=True)
 class Obj:
     "One shape: centre (x, y) in [0, 1]² (y down), rotation in degrees, `scale` multiplies the size's radius"
@@ -74,7 +74,7 @@ class Scene:
     background: str = 'white'
     def __len__(self): return len(self.objects)
 
-# %% ../nbs/01_world.ipynb 14
+# %% ../nbs/01_world.ipynb 15
 def _regular(k, r=1.0, phase=-90.0):
     a = np.deg2rad(phase + 360.0 * np.arange(k) / k)
     return np.stack([r * np.cos(a), r * np.sin(a)], 1)
@@ -103,7 +103,7 @@ def shape_vertices(o: Obj, size: float = 1.0) -> np.ndarray | None:
     t = np.deg2rad(o.rotation); R = np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
     return (UNIT_SHAPES[o.shape] @ R.T * o.radius + (o.x, o.y)) * size
 
-# %% ../nbs/01_world.ipynb 17
+# %% ../nbs/01_world.ipynb 18
 def object_box(o: Obj, size: float = 1.0) -> np.ndarray:
     "(4,) exact xyxy box of `o` in a `size`-pixel image"
     v = shape_vertices(o, size)
@@ -116,7 +116,7 @@ def object_boxes(scene: Scene, size: float = 64) -> np.ndarray:
     if not scene.objects: return np.zeros((0, 4))
     return np.stack([object_box(o, size) for o in scene.objects])
 
-# %% ../nbs/01_world.ipynb 20
+# %% ../nbs/01_world.ipynb 21
 N_OBJECTS_P = np.array([0.03, 0.08, 0.15, 0.2, 0.19, 0.15, 0.12, 0.08])   # P(n objects), n = 1..8
 
 def _fits(x, y, r, placed, gap=0.015):
@@ -160,7 +160,7 @@ def make_scene(rng: np.random.Generator, n_objects: int | None = None, shapes=SH
     order = rng.permutation(len(objs))
     return Scene(tuple(objs[i] for i in order), backgrounds[rng.integers(len(backgrounds))])
 
-# %% ../nbs/01_world.ipynb 25
+# %% ../nbs/01_world.ipynb 26
 @lru_cache(maxsize=8)
 def _stripes(S: int, period: int) -> Image.Image:
     "An L-mode S×S image of diagonal stripes (255 on, 0 off)"
@@ -191,7 +191,7 @@ def render(scene: Scene, size: int = 64, aa: int = 4) -> Image.Image:
         else: _draw(d, o, S, col)
     return img.reduce(aa) if aa > 1 else img
 
-# %% ../nbs/01_world.ipynb 31
+# %% ../nbs/01_world.ipynb 32
 SHAPE_WORDS = {'circle': ('circle', 'disc', 'ball'), 'square': ('square', 'box', 'block'), 'triangle': ('triangle',),
                'star': ('star',), 'diamond': ('diamond', 'rhombus'), 'cross': ('cross', 'plus sign'),
                'pentagon': ('pentagon',), 'hexagon': ('hexagon',)}
@@ -213,7 +213,7 @@ def plural(word: str) -> str:
     "English plural of a shape word ('box' -> 'boxes', 'plus sign' -> 'plus signs')"
     return word + ('es' if word.endswith(('s', 'x', 'sh', 'ch')) else 's')
 
-# %% ../nbs/01_world.ipynb 34
+# %% ../nbs/01_world.ipynb 35
 def noun_phrase(objs, rng, attrs=('colour',), det: str = 'a') -> list[str]:
     "Words naming `objs` (one object or a group of the same shape): 'a small red circle', 'two blue boxes'"
     objs = objs if isinstance(objs, (list, tuple)) else [objs]
@@ -234,7 +234,7 @@ def groups(objs, ids) -> list[list[int]]:
     for i in ids: g.setdefault(objs[i].pair, []).append(i)
     return list(g.values())
 
-# %% ../nbs/01_world.ipynb 37
+# %% ../nbs/01_world.ipynb 38
 REL_WORDS = {'left of': ('left of', 'to the left of', 'on the left of'), 'right of': ('right of', 'to the right of', 'on the right of'),
              'above': ('above', 'over'), 'below': ('below', 'under', 'beneath'), 'next to': ('next to', 'near', 'beside')}
 INVERSE = {'left of': 'right of', 'right of': 'left of', 'above': 'below', 'below': 'above', 'next to': 'next to'}
@@ -256,7 +256,7 @@ def between(a: Obj, b: Obj, c: Obj, tol: float = 0.12) -> bool:
     w = np.array([a.x - b.x, a.y - b.y]); t = float(w @ u) / L2
     return 0.15 < t < 0.85 and abs(u[0] * w[1] - u[1] * w[0]) / math.sqrt(L2) < tol
 
-# %% ../nbs/01_world.ipynb 40
+# %% ../nbs/01_world.ipynb 41
 @dataclass(frozen=True)
 class Region:
     "A described region: integer xyxy pixel box (x2, y2 exclusive), phrase, described objects, focus"
@@ -389,7 +389,7 @@ def describe_regions(scene: Scene, size: int = 64, rng=None, n: int = 10, p_obje
         out.append(Region(region_box(boxes[in_box], size, rng), phrase, tuple(sorted(ids)), focus))
     return out
 
-# %% ../nbs/01_world.ipynb 46
+# %% ../nbs/01_world.ipynb 47
 @dataclass(frozen=True)
 class Phrase:
     "An entity phrase in a sentence: words, index of its first word, the objects it names, type, boxes (K, 4) xyxy"
@@ -493,7 +493,7 @@ def captions(scene: Scene, rng=None, n: int = 5) -> list[str]:
     "`n` whole-image captions (the texts of `entity_captions` with the same rng)"
     return [s.text for s in entity_captions(scene, 64, rng, n)]
 
-# %% ../nbs/01_world.ipynb 49
+# %% ../nbs/01_world.ipynb 50
 def _css_word(shape, css): return 'rectangle' if css and shape == 'square' else shape
 
 def _refer(objs, i, rng, css):
@@ -549,7 +549,7 @@ def css_modify(scene: Scene, rng, css: bool = False, sizes=SIZES, colours=tuple(
         return Scene(tuple(objs[:i] + [new] + objs[i + 1:]), scene.background), text, {'type': 'change', 'object': i, 'attribute': attr, 'value': v}
     return scene, 'keep it as it is', {'type': 'none'}
 
-# %% ../nbs/01_world.ipynb 54
+# %% ../nbs/01_world.ipynb 55
 def drilldown_turns(scene: Scene, size: int = 64, rng=None, n_turns: int = 10) -> list[Region]:
     "`n_turns` region captions of `scene`, largest region first"
     regs = describe_regions(scene, size, rng, n=n_turns, p_objects=(0.35, 0.45, 0.2), max_tries=8)
@@ -558,7 +558,7 @@ def drilldown_turns(scene: Scene, size: int = 64, rng=None, n_turns: int = 10) -
         regs += describe_regions(scene, size, np.random.default_rng([len(regs), i]), n=n_turns - len(regs)); i += 1
     return sorted(regs[:n_turns], key=lambda r: -(r.box[2] - r.box[0]) * (r.box[3] - r.box[1]))
 
-# %% ../nbs/01_world.ipynb 57
+# %% ../nbs/01_world.ipynb 58
 @dataclass(frozen=True)
 class View:
     "A re-rendered instance: the transformed scene, its `change` in [0, 1], and which original objects it keeps"
@@ -630,7 +630,7 @@ def difficulty(change: float, easy: float = 0.35, hard: float = 0.7) -> str:
     "'easy' (change < easy), 'hard' (< hard) or 'junk'"
     return 'easy' if change < easy else 'hard' if change < hard else 'junk'
 
-# %% ../nbs/01_world.ipynb 61
+# %% ../nbs/01_world.ipynb 62
 _STREAMS = {'split': 0, 'scene': 1, 'regions': 2, 'captions': 3, 'css': 4, 'drilldown': 5, 'views': 6}
 WORLD_VERSION = 1    # bump when generation changes, so cached worlds are rebuilt
 
@@ -739,7 +739,7 @@ class World:
         return css_modify(self.scene(i), self.rng(i, 'css'), css=c.grid if css is None else css, sizes=c.sizes,
                           colours=c.colours, shapes=c.shapes, allowed=self.allowed_pairs(self.split(i)), grid=c.grid)
 
-# %% ../nbs/01_world.ipynb 72
+# %% ../nbs/01_world.ipynb 73
 def region_stats(world, n_images: int = 300, inside: float = 0.5) -> dict:
     "Per focus and overall: objects in a region box (≥ `inside` of their own box), named objects, named fraction, boxes with an unnamed object"
     acc = {f: [] for f in ('all', *FOCI)}

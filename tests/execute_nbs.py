@@ -30,7 +30,8 @@ def provenance(secs: float, n_skipped: int = 0) -> str:
     commit, dirty = git('rev-parse', '--short', 'HEAD'), bool(git('status', '--porcelain', '--', 'erret'))   # the library the notebook ran
     import torch
     cores, gpu = os.cpu_count(), torch.cuda.get_device_name() if torch.cuda.is_available() else 'no GPU'
-    return (f"{MARK} below come from a real run outside `nbdev_test` (paper notebooks: the **quick** preset), "
+    return (f"{MARK} below come from a real run of this notebook outside `nbdev_test` (a cell that picks its size with `IN_TEST` "
+            f"takes the quick size; the walkthrough's small examples stay small; the quick preset's results are in the closing note), "
             f"library code at commit `{commit}`{' plus uncommitted edits' if dirty else ''}, executed {time.strftime('%Y-%m-%d')} "
             f"on {cores} CPU cores ({platform.machine()}, {gpu}) in **{secs / 60:.1f} min**. "
             + (f"{n_skipped} GPU cell{'s' * (n_skipped > 1)} left without output. " if n_skipped else '')
