@@ -18,7 +18,7 @@ __all__ = ['STOP', 'METHODS', 'RELATION_WORDS', 'ATTRIBUTE_WORDS', 'LESSON_KINDS
            'top_results', 'plot_err_results', 'err_explorer', 'two_stage_scores', 'bench_err_scoring',
            'queries_setting', 'run_seed', 'reproduce']
 
-# %% ../nbs/10_err.ipynb 2
+# %% ../nbs/10_err.ipynb 3
 import math, os, time, re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -38,7 +38,7 @@ from .core import stable_hash, Config, default_preset, get_device, cpu_threads
 from .losses import set_softmax_loss, soft_triplet_loss
 from typing import ClassVar
 
-# %% ../nbs/10_err.ipynb 5
+# %% ../nbs/10_err.ipynb 6
 def object_vocab(data: VGData | None = None) -> set:
     "Object names: VG `objects.json` names when `data` has objects, else the world's shape nouns"
     if data is not None and data.objects:
@@ -57,12 +57,12 @@ def count_mentions(phrase: str, vocab: set) -> int:
         n += _in_vocab(toks[i], vocab); i += 1
     return n
 
-# %% ../nbs/10_err.ipynb 7
+# %% ../nbs/10_err.ipynb 8
 def keep_mentions(regions: list, vocab: set, min_mentions: int = 2) -> list:
     "Regions whose phrase mentions at least `min_mentions` objects"
     return [r for r in regions if count_mentions(r.phrase, vocab) >= min_mentions]
 
-# %% ../nbs/10_err.ipynb 10
+# %% ../nbs/10_err.ipynb 11
 def box_area(box) -> float:
     "Area of an xyxy box"
     return max(0.0, box[2] - box[0]) * max(0.0, box[3] - box[1])
@@ -75,7 +75,7 @@ def keep_area(regions: list, sizes: dict, lo: float = 0.1, hi: float = 0.9) -> l
         if lo < box_area(r.box) / (w * h) < hi: out.append(r)
     return out
 
-# %% ../nbs/10_err.ipynb 13
+# %% ../nbs/10_err.ipynb 14
 def dedup_iou(regions: list, thr: float = 0.9) -> list:
     "Greedy, largest first: drop a region whose IoU with a kept region of its image exceeds `thr`"
     by_img = defaultdict(list)
@@ -90,7 +90,7 @@ def dedup_iou(regions: list, thr: float = 0.9) -> list:
         out += [rs[i] for i in kept]
     return out
 
-# %% ../nbs/10_err.ipynb 16
+# %% ../nbs/10_err.ipynb 17
 STOP = frozenset('a an the and with of in on to at is are its by from next near that this which it'.split())
 
 def content_words(phrase: str) -> set:
@@ -116,7 +116,7 @@ def candidate_pairs(regions: list, k: int = 2, frac: float = 0.6, chunk: int = 2
         out += [(int(i) + s, int(j)) for i, j in ok.nonzero().tolist()]
     return out
 
-# %% ../nbs/10_err.ipynb 18
+# %% ../nbs/10_err.ipynb 19
 def pair_regions(regions: list, bleu_thr: float = 0.7, meteor_thr: float = 0.6, candidates: list | None = None, **block_kw) -> list:
     "Cross-image pairs (i, j) with BLEU-2 > `bleu_thr` then METEOR > `meteor_thr`, scored on blocked candidates only"
     toks = [tokenize(r.phrase, keep_punct=False) for r in regions]
@@ -128,7 +128,7 @@ def pair_regions(regions: list, bleu_thr: float = 0.7, meteor_thr: float = 0.6, 
         if max(meteor([a], b, backend='exact+stem'), meteor([b], a, backend='exact+stem')) > meteor_thr: out.append((i, j))
     return out
 
-# %% ../nbs/10_err.ipynb 21
+# %% ../nbs/10_err.ipynb 22
 @dataclass
 class ERRQuery:
     "An ERR query: a region (with its phrase) and the target regions in other images"
@@ -152,7 +152,7 @@ def merge_sets(n: int, pairs: list, max_targets: int = 20) -> list:
         ts = ts[:max_targets]; out.append((q, ts)); free -= {q, *ts}
     return out
 
-# %% ../nbs/10_err.ipynb 23
+# %% ../nbs/10_err.ipynb 24
 def image_split(image_id, splits: dict | None = None, val: float = 0.1, test: float = 0.1) -> str:
     "Split of an image: VG DenseCap `splits` when given, else a stable hash of the id"
     if splits and image_id in splits: return splits[image_id]
@@ -168,7 +168,7 @@ def make_queries(regions: list, sets: list, splits: dict | None = None, **frac) 
         if tt: out.append(ERRQuery(regions[q], tt, sp))
     return out
 
-# %% ../nbs/10_err.ipynb 26
+# %% ../nbs/10_err.ipynb 27
 @dataclass
 class ERRBenchmark:
     "The ERR benchmark: filtered regions (the candidate pool), queries per split, counts and timings"
@@ -209,7 +209,7 @@ def build_benchmark(data: VGData, min_mentions: int = 2, area=(0.1, 0.9), iou_th
         st[f'{s} targets median'] = float(np.median(n)) if n else 0.0; st[f'{s} targets max'] = max(n, default=0)
     return ERRBenchmark(regs, by, st, T, sizes, data.splits, (val, test))
 
-# %% ../nbs/10_err.ipynb 29
+# %% ../nbs/10_err.ipynb 30
 def plot_region_sizes(bench: ERRBenchmark, ax=None):
     "Histograms of region width/image width and height/image height (Fig. 6)"
     import matplotlib.pyplot as plt
@@ -221,7 +221,7 @@ def plot_region_sizes(bench: ERRBenchmark, ax=None):
     ax[0].set_ylabel('regions'); ax[0].figure.tight_layout()
     return ax
 
-# %% ../nbs/10_err.ipynb 32
+# %% ../nbs/10_err.ipynb 33
 def tile(L: torch.Tensor, H: int, W: int) -> torch.Tensor:
     "Tile a text vector `(B, D)` over a map: `(B, D, H, W)`"
     return L[:, :, None, None].expand(-1, -1, H, W)
@@ -240,12 +240,12 @@ def language_gate(X: torch.Tensor, L: torch.Tensor, W_g1: nn.Module, W_g2: nn.Mo
     "Eq. 1: `σ(W_g2 * ReLU(W_g1 * [X, L])) ⊙ X`, X `(B, C, H, W)`, L `(B, D)`"
     return gate(X, L, W_g1, W_g2) * X
 
-# %% ../nbs/10_err.ipynb 35
+# %% ../nbs/10_err.ipynb 36
 def compose_residual(X: torch.Tensor, L: torch.Tensor, W_r1: nn.Module, W_r2: nn.Module) -> torch.Tensor:
     "Eq. 4: `W_r2 * ReLU(W_r1 * [X, L])`, X `(B, C, H, W)`, L `(B, D)`"
     return conv(W_r2, F.relu(conv(W_r1, torch.cat([X, tile(L, *X.shape[-2:])], 1))))
 
-# %% ../nbs/10_err.ipynb 38
+# %% ../nbs/10_err.ipynb 39
 class GRN(nn.Module):
     "Gated Residual Network: `Y = w_g·Y_g + w_r·Y_r` on X `(B, C, H, W)` given text L `(B, D)`"
     def __init__(self, C: int, D: int, hidden: int | None = None, kernel: int = 3, residual: str | None = 'compose'):
@@ -263,7 +263,7 @@ class GRN(nn.Module):
         elif self.residual == 'visual': Y = Y + self.w_r * X
         return Y
 
-# %% ../nbs/10_err.ipynb 41
+# %% ../nbs/10_err.ipynb 42
 def _split_first(W: nn.Conv2d, C: int):
     "A 1×1 conv on [X, L] as (X weight `(h, C)`, L weight `(h, D)`, bias)"
     w = W.weight.flatten(1)
@@ -281,7 +281,7 @@ def grn_pairs(grn: GRN, x: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
     elif grn.residual == 'visual': Y = Y + grn.w_r * x[None]
     return Y
 
-# %% ../nbs/10_err.ipynb 46
+# %% ../nbs/10_err.ipynb 47
 def region_features(data: VGData, regions: list, backbone: nn.Module, output_size: int = 3, device='auto',
                     batch_size: int = 256, cache: bool = True, size: int = 64) -> torch.Tensor:
     "RoIAlign maps `(N, C, s, s)` (float16, CPU) of `regions`, one backbone pass per `size`-px letterboxed image, cached"
@@ -304,7 +304,7 @@ def region_features(data: VGData, regions: list, backbone: nn.Module, output_siz
     return cached(f"err-{stable_hash(str(data.root), [r.region_id for r in regions], output_size, w, *lb)}", compute,
                   what=f'RoIAlign features of {len(regions):,} regions (cached for the next run)')
 
-# %% ../nbs/10_err.ipynb 51
+# %% ../nbs/10_err.ipynb 52
 def lstm_pairs(lstm: nn.LSTM, v: torch.Tensor, words: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     "Final LSTM state over [v_g, words_q] for every pair: v `(G, E)`, words `(n, T, E)`, lengths `(n,)` -> `(n, G, H)`"
     n, G = len(words), len(v)
@@ -312,7 +312,7 @@ def lstm_pairs(lstm: nn.LSTM, v: torch.Tensor, words: torch.Tensor, lengths: tor
     out, _ = lstm(words.repeat_interleave(G, 0), (h.repeat(1, n, 1), c.repeat(1, n, 1)))   # word steps per pair: (n·G, T, H)
     return out[torch.arange(n * G, device=out.device), (lengths.clamp(min=1) - 1).repeat_interleave(G)].view(n, G, -1)
 
-# %% ../nbs/10_err.ipynb 53
+# %% ../nbs/10_err.ipynb 54
 METHODS = ('Visual Feature', 'Visual-Language LSTM Feature', 'Visual-Language Concat Feature',
            'GRN w/o Residual Layer', 'GRN', 'GRN (visual transformation)')
 
@@ -381,7 +381,7 @@ def repeat_text(T: tuple, n: int) -> tuple:
     "Repeat each query's text state `n` times (query-major), for scoring n regions per query"
     return tuple(t.repeat_interleave(n, 0) for t in T)
 
-# %% ../nbs/10_err.ipynb 56
+# %% ../nbs/10_err.ipynb 57
 def err_loss(model: nn.Module, batch, n_neg: int = 3, tau: float = 0.1, in_batch: bool | None = None) -> torch.Tensor:
     """Eq. 6 on `(Xq (B, C, s, s), Xp (B, C, s, s), tokens (B, T), lengths (B,)[, Xn (B, K, C, s, s)])`.
     Negatives: the positives of `n_neg` other queries of the batch, and/or the K explicit ones; `in_batch`
@@ -414,7 +414,7 @@ def _in_batch_scores(model, eq, Pp, T, n_neg) -> tuple:
             S = S + torch.zeros_like(S).scatter(1, cols[:, k - 1:k], (eq * model.embed(Pp.roll(k, 0), T)).sum(-1, keepdim=True))
     return S.diagonal(), S.gather(1, cols)
 
-# %% ../nbs/10_err.ipynb 59
+# %% ../nbs/10_err.ipynb 60
 @torch.no_grad()
 def score_queries(model: nn.Module, Xq: torch.Tensor, Xg: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor,
                   pairs_per_block: int = 2 ** 14, device='cpu',
@@ -437,7 +437,7 @@ def _score_queries(model, Xq, Xg, tokens, lengths, pairs_per_block, device) -> t
         S.append(torch.einsum('ngd,nd->ng', e, eq[i:i + n]).cpu())
     return torch.cat(S)
 
-# %% ../nbs/10_err.ipynb 62
+# %% ../nbs/10_err.ipynb 63
 def rank_queries(S: torch.Tensor, targets: list, q_images: torch.Tensor, g_images: torch.Tensor) -> np.ndarray:
     "1-based rank of the first target per query: S `(Q, G)`, targets index lists into G (empty: rank G+1), own image excluded"
     from erret.metrics import first_positive_rank
@@ -447,7 +447,7 @@ def rank_queries(S: torch.Tensor, targets: list, q_images: torch.Tensor, g_image
     if has: ranks[has] = first_positive_rank(S[has].numpy(), [list(targets[i]) for i in has])
     return ranks
 
-# %% ../nbs/10_err.ipynb 65
+# %% ../nbs/10_err.ipynb 66
 @dataclass
 class ERRConfig(Config):
     "ERR settings (defaults: quick preset)"
@@ -482,7 +482,7 @@ class ERRConfig(Config):
     _smoke: ClassVar[dict] = dict(n_images=200, n_regions=20, split_fracs=(0.5, 0.2, 0.3), epochs=1, batch_size=8, eval_queries=None, sample_queries=None, conv_queries=4, rpn_top_n=8, rpn_preset='smoke', rpn_epochs=3,
                                   lesson_queries=120, lesson_eval=30, lesson_epochs=2)
 
-# %% ../nbs/10_err.ipynb 68
+# %% ../nbs/10_err.ipynb 69
 @dataclass
 class ERRData:
     "What every run shares: the benchmark, region features `(N, C, s, s)` of `bench.regions`, the VG data, vocab"
@@ -513,7 +513,7 @@ def load_err(cfg: ERRConfig, data=None, device='auto', quiet: bool = True) -> ER
     vocab = Vocab.build([q.query.phrase for q in bench.queries['train']])
     return ERRData(bench, feats, vg, vocab, bb.cpu().eval(), {r.region_id: k for k, r in enumerate(bench.regions)}, key)
 
-# %% ../nbs/10_err.ipynb 70
+# %% ../nbs/10_err.ipynb 71
 class OneTargetPerQuery(torch.utils.data.Dataset):
     "Item i: one training tuple drawn at random from query i's list (so every query counts once per epoch)"
     def __init__(self, groups: list): self.groups = [g for g in groups if g]
@@ -545,7 +545,7 @@ def train_err(E: ERRData, cfg: ERRConfig, method: str = 'GRN', text: str = 'lstm
             lr=cfg.lr, epochs=cfg.epochs, device=device, seed=seed, quiet=True).fit()
     return model.cpu().eval()
 
-# %% ../nbs/10_err.ipynb 72
+# %% ../nbs/10_err.ipynb 73
 def query_sample(qs: list, n: int | None, seed: int = 0) -> list:
     "`n` of the queries `qs` drawn at random (fixed `seed`, original order kept); all of them when `n` is None"
     if n is None or n >= len(qs): return list(qs)
@@ -592,7 +592,7 @@ def evaluate_gt(model: ERRModel, E: ERRData, split: str = 'test', max_queries: i
     qs, g, targets, g_images = gt_setup(E, split, max_queries)
     return rank_metrics(model, E, qs, E.feats[g], g_images, targets, device, shuffle_text, text_only)
 
-# %% ../nbs/10_err.ipynb 76
+# %% ../nbs/10_err.ipynb 77
 RELATION_WORDS = frozenset({'above', 'over', 'below', 'under', 'beneath', 'near', 'beside', 'between', 'behind', 'on top of',
                             'left of', 'right of', 'next to', 'in front of', 'inside', 'holding', 'wearing', 'riding'})
 ATTRIBUTE_WORDS = frozenset(w for ws in (*SIZE_WORDS.values(), *TEXTURE_WORDS.values()) for w in ws) | {'tall', 'short', 'long', 'wooden', 'metal', 'plastic'}
@@ -633,7 +633,7 @@ def group_rows(method: str, setting: str, ranks: np.ndarray, groups: dict, ks=(1
     from erret.metrics import recall_at_k
     return [make_row(method, f'{setting} · {g}', **recall_at_k(ranks[m], ks)) for g, m in groups.items() if m.any()]
 
-# %% ../nbs/10_err.ipynb 79
+# %% ../nbs/10_err.ipynb 80
 def object_key(o) -> tuple:
     "An object's identity for matching across images: its first name and its sorted attributes"
     return ((o.names[0] if o.names else '').lower().strip(), tuple(sorted(str(a).lower() for a in o.attributes)))
@@ -664,7 +664,7 @@ def content_negative_groups(E: ERRData, k: int = 3, seed: int = 0, inside: float
     content_negative_groups.found = n_found / max(1, k * len(out))              # share of negatives that share content
     return out
 
-# %% ../nbs/10_err.ipynb 82
+# %% ../nbs/10_err.ipynb 83
 def text_only_groups(E: ERRData) -> list:
     "`gt_groups` with the query region's features zeroed: a GRN trained on them scores candidates from the phrase alone"
     return [[(torch.zeros_like(xq), xt, tok, ln) for xq, xt, tok, ln in g] for g in gt_groups(E)]
@@ -690,7 +690,7 @@ def phrase_information(E: ERRData, cfg: ERRConfig, seeds=(0, 1, 2), lams=(0.1, 0
     lam = max(lams, key=lambda l: np.mean(r['val'][f'fused λ={l}']))
     return {'lambda': lam, 'val': dict(r['val']), 'test': dict(r['test'])}
 
-# %% ../nbs/10_err.ipynb 86
+# %% ../nbs/10_err.ipynb 87
 LESSON_KINDS = ('colour', 'shape', 'both')     # which aspect of object A the phrase names
 
 @dataclass
@@ -732,7 +732,7 @@ def lesson_scenes(n_queries: int, n_pos: int = 1, n_neg: int = 3, seed: int = 0)
         qs.append(LessonQuery(q, lesson_phrase(a, kind, rng), kind, a, b, pos + neg, n_pos))
     return scenes, qs
 
-# %% ../nbs/10_err.ipynb 89
+# %% ../nbs/10_err.ipynb 90
 @dataclass
 class LessonData:
     "The lesson's features `(N, C, s, s)` of every scene, the scenes, queries per split and the training vocabulary"
@@ -782,7 +782,7 @@ def evaluate_lesson(model: ERRModel, L: LessonData, split: str = 'test', shuffle
     acc = np.mean([(sub[i, P[i]][:, None] > sub[i, ~P[i]][None]).mean() for i in range(len(qs))])
     return {**recall_at_k(first_positive_rank(sub, P), ks), 'pair acc': 100 * float(acc)}
 
-# %% ../nbs/10_err.ipynb 92
+# %% ../nbs/10_err.ipynb 93
 LESSON_METHODS = ('Visual Feature', 'Visual-Language Concat Feature', 'GRN w/o Residual Layer', 'GRN')
 
 def lesson_config(cfg: ERRConfig) -> ERRConfig:
@@ -804,7 +804,7 @@ def run_lesson(L: LessonData, cfg: ERRConfig, seed: int = 0, methods=LESSON_METH
             rows.append(make_row('GRN (shuffled query text)', 'lesson', **res))
     return rows, models
 
-# %% ../nbs/10_err.ipynb 95
+# %% ../nbs/10_err.ipynb 96
 @torch.no_grad()
 def gate_values(model: ERRModel, X: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     "Eq. 1's gate of a GRN `model` for regions X `(N, C, s, s)` under their texts, averaged over the map -> `(N, Cp)`"
@@ -854,7 +854,7 @@ def plot_gate_probe(gp: dict, ax=None):
     ax.figure.tight_layout()
     return ax
 
-# %% ../nbs/10_err.ipynb 98
+# %% ../nbs/10_err.ipynb 99
 def plot_lesson_examples(model: ERRModel, L: LessonData, queries=(0, 1, 2), split: str = 'test', size: int = 128):
     "For a few lesson queries: the query scene with its phrase, then its candidates in the order `model` ranks them"
     from erret.text import numericalize
@@ -869,7 +869,7 @@ def plot_lesson_examples(model: ERRModel, L: LessonData, queries=(0, 1, 2), spli
         ok.append([j < q.n_pos for j in order]); sc.append([float(S[j]) for j in order])
     return retrieval_grid(ims, res, ok, query_titles=[f'"{q.phrase}"' for q in qs], scores=sc)
 
-# %% ../nbs/10_err.ipynb 101
+# %% ../nbs/10_err.ipynb 102
 @dataclass
 class ERRProposals:
     "Proposals of every benchmark image as pseudo-regions, their features `(P, C, s, s)` and split lists"
@@ -960,7 +960,7 @@ def rpn_rows(E: ERRData, cfg: ERRConfig, R: ERRProposals, seed: int, device='cpu
         rows.append(make_row(m, setting, **res))
     return rows
 
-# %% ../nbs/10_err.ipynb 104
+# %% ../nbs/10_err.ipynb 105
 def top_results(model: ERRModel, E: ERRData, split: str = 'test', queries=None, k: int = 5, device='cpu'):
     "For queries (indices into the split's queries): top-k candidate rows of `E.feats` and hit flags"
     from erret.text import numericalize
@@ -985,7 +985,7 @@ def plot_err_results(model: ERRModel, E: ERRData, split: str = 'test', queries=N
                           query_titles=[qs[i].query.phrase for i in queries], query_boxes=[qs[i].query.box for i in queries],
                           boxes=[[E.bench.regions[r].box for r in row] for row in rows])
 
-# %% ../nbs/10_err.ipynb 107
+# %% ../nbs/10_err.ipynb 108
 def err_explorer(model: ERRModel, E: ERRData, split: str = 'test', k: int = 5, max_queries: int | None = 200, device='cpu'):
     "An ipywidgets `RetrievalExplorer` over the split's queries and GT candidates"
     from erret.widgets import RetrievalExplorer
@@ -1001,7 +1001,7 @@ def err_explorer(model: ERRModel, E: ERRData, split: str = 'test', k: int = 5, m
                              query_titles=[q.query.phrase for q in qs], gallery_titles=[E.bench.regions[j].phrase for j in g],
                              query_boxes=[q.query.box for q in qs], gallery_boxes=[E.bench.regions[j].box for j in g], style='err')
 
-# %% ../nbs/10_err.ipynb 110
+# %% ../nbs/10_err.ipynb 111
 @torch.no_grad()
 def two_stage_scores(model: ERRModel, Xq: torch.Tensor, Xg: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor,
                      M: int = 1000, device='cpu') -> torch.Tensor:
@@ -1020,7 +1020,7 @@ def two_stage_scores(model: ERRModel, Xq: torch.Tensor, Xg: torch.Tensor, tokens
         S[q, idx] = (model.embed_pairs(P[idx.to(P.device)], tuple(t[q:q + 1] for t in T))[0] @ eq[q]).cpu()   # stage 2
     return S
 
-# %% ../nbs/10_err.ipynb 113
+# %% ../nbs/10_err.ipynb 114
 from .bench import register_bench, bench_entry
 
 @register_bench('err_scoring')
@@ -1061,7 +1061,7 @@ def bench_err_scoring(quick: bool = False, n_candidates: int | None = None, n_qu
                                n_test_candidates=len(gi), exhaustive_R10=r_ex, two_stage_R10=r_2s, definition='R@10 exhaustive - R@10 two-stage (M = G/10)'))
     return out
 
-# %% ../nbs/10_err.ipynb 116
+# %% ../nbs/10_err.ipynb 117
 TABLE2 = ('Visual Feature', 'Visual-Language LSTM Feature', 'Visual-Language Concat Feature', 'GRN w/o Residual Layer', 'GRN')
 
 def queries_setting(base: str, n: int, total: int) -> str:

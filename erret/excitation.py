@@ -7,7 +7,7 @@ __all__ = ['SALIENCY_METHODS', 'excitation_rule', 'ExcitationBackprop', 'spatial
            'lstm_excitation', 'eb_saliency', 'cmwp_saliency', 'gradient_saliency', 'gradcam_saliency',
            'center_saliency']
 
-# %% ../nbs/30_excitation.ipynb 2
+# %% ../nbs/30_excitation.ipynb 3
 import contextlib
 from collections.abc import Callable, Sequence
 import torch
@@ -15,7 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from .core import ErretError
 
-# %% ../nbs/30_excitation.ipynb 6
+# %% ../nbs/30_excitation.ipynb 7
 def _safe_div(P: torch.Tensor, Z: torch.Tensor) -> torch.Tensor:
     "`P / Z` where `Z > 0`, else 0 (mass reaching a unit with no excitatory input is dropped)"
     pos = Z > 0
@@ -38,7 +38,7 @@ def excitation_rule(a: torch.Tensor,        # bottom-up activations a_i: the lay
         grads = torch.autograd.grad(Z, [x for x, _ in parts], S)  # W+^T S (and W-^T S)
     return sum(x.detach() * g for (x, _), g in zip(parts, grads))
 
-# %% ../nbs/30_excitation.ipynb 12
+# %% ../nbs/30_excitation.ipynb 13
 _WEIGHTED = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _AVGPOOLS = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)
 _BATCHNORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -74,7 +74,7 @@ def _bn_scale(bn) -> torch.Tensor:
     s = torch.rsqrt(bn.running_var + bn.eps)
     return s * bn.weight if bn.weight is not None else s
 
-# %% ../nbs/30_excitation.ipynb 16
+# %% ../nbs/30_excitation.ipynb 17
 def _weighted_rule(m: nn.Module, bn, state: dict) -> Callable:
     "MWP rule of a Linear/Conv layer, its batch norm folded in, its weights negated when `state['negate'] is m`"
     op = (lambda x, W: F.linear(x, W)) if isinstance(m, nn.Linear) else (lambda x, W: m._conv_forward(x, W, None))
@@ -100,7 +100,7 @@ def _rule_hook(rule: Callable, state: dict, top: bool) -> Callable:
         return y
     return hook
 
-# %% ../nbs/30_excitation.ipynb 18
+# %% ../nbs/30_excitation.ipynb 19
 _MODULE_HOOKS = {}   # module type -> forward hook (with kwargs) installing its own EB rule (the ReLU-LSTM registers below)
 
 class ExcitationBackprop:
@@ -190,7 +190,7 @@ class ExcitationBackprop:
             self.model.train(training)
         return maps if self.multi else maps[0]
 
-# %% ../nbs/30_excitation.ipynb 20
+# %% ../nbs/30_excitation.ipynb 21
 def spatial_saliency(attr: torch.Tensor,     # a layer map (B, C, h, w), or (B, h, w)
                      size=None               # (H, W) or int: upsample to this size; None keeps (h, w)
                     ) -> torch.Tensor:       # (B, H, W)
@@ -204,7 +204,7 @@ def temporal_saliency(attr: torch.Tensor) -> torch.Tensor:
     "Mass per time step: a map at a sequence (B, T, D) summed over D -> (B, T)"
     return attr.sum(-1)
 
-# %% ../nbs/30_excitation.ipynb 38
+# %% ../nbs/30_excitation.ipynb 39
 class ReLULSTM(nn.Module):
     "One-layer LSTM with ReLU cell input and output (no tanh), so excitation backprop applies (Bargal et al., 2018)"
     def __init__(self, input_dim: int, hidden_dim: int):
@@ -239,7 +239,7 @@ class ReLULSTM(nn.Module):
         out, cs, _ = self.run(x, h0)
         return out, (out[:, -1], cs[:, -1])
 
-# %% ../nbs/30_excitation.ipynb 42
+# %% ../nbs/30_excitation.ipynb 43
 @torch.no_grad()
 def lstm_excitation(lstm: ReLULSTM, x: torch.Tensor,   # inputs (B, T, D)
                     P_out: torch.Tensor | None = None,  # P at the outputs h_1..h_T (B, T, H)
@@ -279,7 +279,7 @@ def _lstm_hook(m, args, kwargs, out):
 
 _MODULE_HOOKS[ReLULSTM] = _lstm_hook
 
-# %% ../nbs/30_excitation.ipynb 56
+# %% ../nbs/30_excitation.ipynb 57
 @contextlib.contextmanager
 def _eval(model: nn.Module):
     "Run `model` in eval mode, restoring its mode after"

@@ -6,7 +6,7 @@
 __all__ = ['to_device', 'make_loader', 'onecycle', 'cosine', 'is_distributed', 'rank', 'world_size', 'unwrap', 'init_distributed',
            'cleanup_distributed', 'distributed_loader', 'rng_state', 'set_rng_state', 'Learner']
 
-# %% ../nbs/05_learner.ipynb 2
+# %% ../nbs/05_learner.ipynb 3
 import os, sys, math, time, copy, random, contextlib, dataclasses, warnings
 from collections.abc import Mapping
 from functools import partial
@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from fastcore.basics import patch
 from .core import IN_TEST, ErretError, seed_everything, get_device, torch_save, note, phase
 
-# %% ../nbs/05_learner.ipynb 10
+# %% ../nbs/05_learner.ipynb 11
 def to_device(b, device, non_blocking: bool = False):
     "Move every tensor in `b` (nested dicts, lists, tuples, namedtuples, dataclasses) to `device`"
     if isinstance(b, torch.Tensor): return b.to(device, non_blocking=non_blocking)
@@ -37,7 +37,7 @@ def to_device(b, device, non_blocking: bool = False):
         return dataclasses.replace(b, **{x.name: f(getattr(b, x.name)) for x in dataclasses.fields(b) if x.init})
     return b
 
-# %% ../nbs/05_learner.ipynb 13
+# %% ../nbs/05_learner.ipynb 14
 def _split_loss(out) -> tuple:
     "`loss_fn`'s output as `(loss, extras)`: a scalar tensor, or a dict with `'loss'` and other scalars"
     extras = {}
@@ -56,7 +56,7 @@ def _split_loss(out) -> tuple:
             raise ErretError(f"loss_fn's extra entry {k!r} must be a scalar (number or 1-element tensor); got {type(v).__name__}")
     return out.reshape(()), {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in extras.items()}
 
-# %% ../nbs/05_learner.ipynb 16
+# %% ../nbs/05_learner.ipynb 17
 def make_loader(dataset, batch_size: int, shuffle: bool = False,
                 num_workers: int = 0, # background worker processes (0 = load in the main process)
                 device='auto', # where the model lives: pinned memory only for CUDA
@@ -66,7 +66,7 @@ def make_loader(dataset, batch_size: int, shuffle: bool = False,
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
                       collate_fn=collate_fn, drop_last=drop_last, **{**kw, **kwargs})
 
-# %% ../nbs/05_learner.ipynb 19
+# %% ../nbs/05_learner.ipynb 20
 def onecycle(pct_start: float = 0.25, # fraction of the steps spent warming up
              div_factor: float = 25., final_div_factor: float = 1e4, **kwargs):
     "A `sched` for `Learner`: one-cycle from `lr/div_factor` up to each group's `lr` and down again"
@@ -87,7 +87,7 @@ def cosine(warmup: float = 0.05, # fraction of the steps with a linear warm-up
         return torch.optim.lr_scheduler.LambdaLR(opt, factor)
     return make
 
-# %% ../nbs/05_learner.ipynb 22
+# %% ../nbs/05_learner.ipynb 23
 def is_distributed() -> bool:
     "True inside an initialised `torch.distributed` process group of more than one process"
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
@@ -107,7 +107,7 @@ def unwrap(model: nn.Module) -> nn.Module:
     while isinstance(model, (DDP, nn.DataParallel)): model = model.module
     return model
 
-# %% ../nbs/05_learner.ipynb 25
+# %% ../nbs/05_learner.ipynb 26
 def init_distributed(device='auto') -> torch.device:
     "Under `torchrun` (`$WORLD_SIZE` > 1) join the process group (nccl on CUDA, gloo otherwise); returns this process's device"
     dev = get_device(device)
@@ -122,7 +122,7 @@ def cleanup_distributed():
     "Leave the process group (call once at the end of a `torchrun` script)"
     if dist.is_available() and dist.is_initialized(): dist.destroy_process_group()
 
-# %% ../nbs/05_learner.ipynb 28
+# %% ../nbs/05_learner.ipynb 29
 def distributed_loader(dl: DataLoader, seed: int = 0,
                        num_replicas: int | None = None, # default: `world_size()`
                        replica: int | None = None # default: `rank()`
@@ -141,7 +141,7 @@ def distributed_loader(dl: DataLoader, seed: int = 0,
     if dl.num_workers > 0: kw['prefetch_factor'] = dl.prefetch_factor
     return DataLoader(dl.dataset, **kw)
 
-# %% ../nbs/05_learner.ipynb 31
+# %% ../nbs/05_learner.ipynb 32
 def rng_state() -> dict:
     "The states of Python's, NumPy's and torch's (CPU, and CUDA if in use) global generators"
     npst = np.random.get_state()
@@ -156,7 +156,7 @@ def set_rng_state(s: dict):
     torch.set_rng_state(s['torch'])
     if 'cuda' in s and torch.cuda.is_available() and len(s['cuda']) == torch.cuda.device_count(): torch.cuda.set_rng_state_all(s['cuda'])
 
-# %% ../nbs/05_learner.ipynb 34
+# %% ../nbs/05_learner.ipynb 35
 _MIN_WORDS = ('loss', 'medr', 'meanr', 'med r', 'mean r', 'rank', 'error')
 _OPTS = dict(adamw=torch.optim.AdamW, adam=torch.optim.Adam, sgd=partial(torch.optim.SGD, momentum=0.9))
 
@@ -227,7 +227,7 @@ class Learner:
         self._start()
         self.epoch, self.history, self.best, self.best_epoch, self._wait, self._best_state = 0, [], None, None, 0, None
 
-# %% ../nbs/05_learner.ipynb 37
+# %% ../nbs/05_learner.ipynb 38
 @patch
 def _check_finite(self: Learner, x: torch.Tensor, what: str, epoch: int, step: int):
     bad = (~torch.isfinite(x.detach().float())).float().reshape(1)
@@ -259,7 +259,7 @@ def one_batch(self: Learner, batch, epoch: int = 0, step: int = 0) -> tuple:
     if self.sched is not None: self.sched.step()
     return loss.detach(), extras
 
-# %% ../nbs/05_learner.ipynb 40
+# %% ../nbs/05_learner.ipynb 41
 @patch
 def one_epoch(self: Learner, epoch: int) -> dict:
     "Train for one epoch; returns `{'train_loss': ..., 'train_<extra>': ...}` averaged over steps (and ranks)"
@@ -279,7 +279,7 @@ def one_epoch(self: Learner, epoch: int) -> dict:
     sums = sums.tolist()
     return {'train_loss': sums[0], **{f'train_{k}': v for k, v in zip(extras, sums[1:])}}
 
-# %% ../nbs/05_learner.ipynb 43
+# %% ../nbs/05_learner.ipynb 44
 def _scalars(d, who: str) -> dict:
     if not isinstance(d, Mapping): raise ErretError(f"{who} must return a dict of scalar metrics; got {type(d).__name__}")
     out = {}
@@ -300,7 +300,7 @@ def validate(self: Learner) -> dict:
     finally: m.train()
     return _scalars(out, 'valid_fn')
 
-# %% ../nbs/05_learner.ipynb 46
+# %% ../nbs/05_learner.ipynb 47
 @patch
 def _save(self: Learner, improved: bool):
     rngs = [rng_state()]
@@ -357,7 +357,7 @@ def load_best(self: Learner) -> nn.Module:
     m = unwrap(self.model); m.load_state_dict(sd)
     return m
 
-# %% ../nbs/05_learner.ipynb 49
+# %% ../nbs/05_learner.ipynb 50
 def _broadcast(obj):
     "Rank 0's `obj` on every rank"
     if not is_distributed(): return obj
@@ -401,7 +401,7 @@ def fit(self: Learner, epochs: int | None = None, # planned epochs (default: the
     if is_distributed(): dist.barrier(device_ids=[self.device.index]) if self.device.type == 'cuda' else dist.barrier()
     return self.history
 
-# %% ../nbs/05_learner.ipynb 57
+# %% ../nbs/05_learner.ipynb 58
 @patch
 def plot(self: Learner, keys=None, figsize=(8, 3)):
     "`erret.viz.plot_curves` of this Learner's history (train loss, valid loss and metrics by default)"

@@ -8,7 +8,7 @@ __all__ = ['RPN_TARGETS', 'SMALL_ANCHORS', 'SHIPPED_RPNS', 'ProposalConfig', 'RP
            'proposal_recall', 'match_proposals', 'random_boxes', 'anchor_boxes', 'evaluate_proposals', 'rpn_path',
            'shipped_rpn_path', 'pretrained_rpn', 'build_shipped_rpns']
 
-# %% ../nbs/06b_proposals.ipynb 3
+# %% ../nbs/06b_proposals.ipynb 4
 import math, time
 from dataclasses import dataclass
 from typing import ClassVar
@@ -29,7 +29,7 @@ from .encoders import normalize
 from .backbone import BackboneConfig, pretrained_backbone, images_to_tensor, weights_hash, cast_state
 from .learner import Learner, make_loader, cosine
 
-# %% ../nbs/06b_proposals.ipynb 6
+# %% ../nbs/06b_proposals.ipynb 7
 @dataclass
 class ProposalConfig(Config):
     "Region proposal network on the world-pretrained backbone (defaults: quick preset)"
@@ -54,7 +54,7 @@ class ProposalConfig(Config):
     _full: ClassVar[dict] = dict(backbone_preset='full', n_images=5000, epochs=20)
     _smoke: ClassVar[dict] = dict(backbone_preset='smoke', n_images=120, epochs=3, batch_size=16)
 
-# %% ../nbs/06b_proposals.ipynb 9
+# %% ../nbs/06b_proposals.ipynb 10
 def _as_boxes(b, what: str = 'boxes') -> torch.Tensor:
     "Boxes as a float `(n, 4)` tensor; ErretError naming `what` when the shape is wrong"
     b = torch.as_tensor(b, dtype=torch.float32) if not isinstance(b, torch.Tensor) else b.float()
@@ -120,7 +120,7 @@ class RPN(nn.Module):
         boxes, _, losses = self.detect(images, targets)
         return boxes, losses
 
-# %% ../nbs/06b_proposals.ipynb 15
+# %% ../nbs/06b_proposals.ipynb 16
 def split_of(data: VGData, image_id) -> str:
     "The image's split: VG DenseCap splits when present, else a stable hash of the id (80/10/10)"
     sp = data.info(image_id).split
@@ -168,7 +168,7 @@ def collate_boxes(items) -> dict:
     ims, boxes = zip(*items)
     return {'images': torch.stack(ims), 'boxes': list(boxes)}
 
-# %% ../nbs/06b_proposals.ipynb 21
+# %% ../nbs/06b_proposals.ipynb 22
 def rpn_loss(model, batch) -> dict:
     "The RPN loss: objectness BCE + box-regression smooth L1 over the sampled anchors"
     _, losses = model(batch['images'], batch['boxes'])
@@ -193,7 +193,7 @@ def train_rpn(data: VGData, boxes: dict, # {image_id: (n, 4) xyxy boxes}: the im
     rpn.history = learn.history
     return rpn.eval()
 
-# %% ../nbs/06b_proposals.ipynb 25
+# %% ../nbs/06b_proposals.ipynb 26
 @torch.no_grad()
 def propose(rpn: RPN, images, # uint8 `(N, 3, H, W)` tensor, or PIL images / `(H, W, 3)` arrays
             top_n: int = 100, batch_size: int = 256, device='auto', return_scores: bool = False):
@@ -227,7 +227,7 @@ def match_proposals(proposals, target_boxes, pos_iou: float = 0.7) -> torch.Tens
     if len(p) == 0 or len(t) == 0: return torch.zeros(len(p), dtype=torch.bool)
     return box_iou(p, t).max(1).values > pos_iou
 
-# %% ../nbs/06b_proposals.ipynb 30
+# %% ../nbs/06b_proposals.ipynb 31
 def random_boxes(n: int, size=64, # image side, or (H, W)
                  wh: torch.Tensor | None = None, # `(K, 2)` box widths and heights to draw from (default: area 10-90%)
                  seed: int = 0) -> torch.Tensor:
@@ -252,7 +252,7 @@ def anchor_boxes(rpn: RPN, n: int, size=64, seed: int = 0) -> torch.Tensor:
     a = rpn.anchors(H, W)
     return a[torch.randperm(len(a), generator=torch.Generator().manual_seed(seed))[:n]]
 
-# %% ../nbs/06b_proposals.ipynb 33
+# %% ../nbs/06b_proposals.ipynb 34
 def evaluate_proposals(rpn: RPN, data: VGData, boxes: dict, top_ns=(50, 100), ious=(0.5, 0.7), device='auto') -> dict:
     "Proposal recall (percent) of the RPN and of the two baselines on `boxes` of `data`'s images"
     ids = list(boxes)
@@ -321,10 +321,10 @@ def _train_and_save_rpn(backbone, cfg: ProposalConfig, path, targets: str, devic
     record_weights(f"rpn ({targets})", hash=weights_hash(rpn.rpn), source='trained', file=Path(path).name)
     return rpn
 
-# %% ../nbs/06b_proposals.ipynb 37
+# %% ../nbs/06b_proposals.ipynb 38
 SMALL_ANCHORS = dict(anchor_sizes=(8, 12, 16, 24, 32, 48, 64), pre_nms_top_n=2000)   # 1,344 anchors at 64 px
 
-# %% ../nbs/06b_proposals.ipynb 40
+# %% ../nbs/06b_proposals.ipynb 41
 SHIPPED_RPNS = (('smoke', 'regions', {}), ('smoke', 'both', SMALL_ANCHORS), ('quick', 'both', SMALL_ANCHORS))   # (preset, targets, overrides)
 
 def build_shipped_rpns(out=None, which=SHIPPED_RPNS, device='cpu', quiet=True) -> list:

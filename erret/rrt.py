@@ -10,7 +10,7 @@ __all__ = ['RRT_WORLD', 'SEG_CLS', 'SEG_SEP', 'SEG_QG', 'SEG_QL', 'SEG_CG', 'SEG
            'spatial_verification', 'sv_rerank_scores', 'rrt_scores', 'rrt_scores_again', 'evaluate', 'topk_auc',
            'rrt_maps', 'landmark_split', 'anchor_topk', 'run_seed', 'rerank_grid', 'plot_rrt_curve', 'reproduce']
 
-# %% ../nbs/41_rrt.ipynb 2
+# %% ../nbs/41_rrt.ipynb 3
 import math, time, hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +28,7 @@ from .index import Gallery
 from .learner import Learner, make_loader, cosine
 from .metrics import revisited_map, first_positive_rank, recall_at_k
 
-# %% ../nbs/41_rrt.ipynb 5
+# %% ../nbs/41_rrt.ipynb 6
 @dataclass
 class RRTConfig(Config):
     "Reranking Transformers on the world's instance views (defaults: quick preset)"
@@ -72,7 +72,7 @@ class RRTConfig(Config):
     _smoke: ClassVar[dict] = dict(n_images=160, n_local=8, ablation_locals=(), d_model=32, n_layers=1, d_ff=64,
                                   global_epochs=2, rrt_epochs=2, top_k=40, val_landmarks=0.2)
 
-# %% ../nbs/41_rrt.ipynb 8
+# %% ../nbs/41_rrt.ipynb 9
 @dataclass
 class RRTData:
     "The benchmark, the training list, and their images as uint8 `(N, 3, S, S)` tensors"
@@ -113,7 +113,7 @@ def load_rrt(cfg: RRTConfig, data=None) -> RRTData:
                  what='reading the train, database and query images (cached for the next run)')
     return RRTData(rox, gld, ims['train'], ims['db'], ims['queries'], root, crop)
 
-# %% ../nbs/41_rrt.ipynb 13
+# %% ../nbs/41_rrt.ipynb 14
 def multiscale_maps(backbone, images: torch.Tensor, scales, device='cpu') -> list:
     "Backbone feature maps of uint8 `(N, 3, S, S)` at each image scale -> list of `(N, C, h_s, w_s)` float16"
     out, S = [], images.shape[-1]
@@ -128,7 +128,7 @@ def gem(x: torch.Tensor, p) -> torch.Tensor:
     "Generalised mean pooling `(N, C, h, w)` -> `(N, C)`"
     return x.float().clamp(min=1e-6).pow(p).mean((2, 3)).pow(1 / p)
 
-# %% ../nbs/41_rrt.ipynb 16
+# %% ../nbs/41_rrt.ipynb 17
 class GlobalHead(nn.Module):
     "GeM (learned p) + linear whitening; the same projection for the local descriptors"
     def __init__(self, c_in: int, d: int = 128, p: float = 3.0, n_classes: int = 0):
@@ -154,7 +154,7 @@ def locals_of(head: GlobalHead, maps: list, L: int) -> dict:
     take = lambda t: t.gather(1, top[..., None].expand(-1, -1, t.shape[-1])) if t.dim() == 3 else t.gather(1, top)
     return {'local': F.normalize(head.whiten(take(cells)), dim=-1), 'pos': take(pos), 'scale': take(sc)}
 
-# %% ../nbs/41_rrt.ipynb 19
+# %% ../nbs/41_rrt.ipynb 20
 class _Indexed(Dataset):
     def __init__(self, n: int): self.n = n
     def __len__(self): return self.n
@@ -179,7 +179,7 @@ def train_global(maps: list, labels, cfg: RRTConfig, device='cpu', seed: int = 0
     Learner(head, dl, loss_fn, lr=cfg.global_lr, wd=1e-4, epochs=cfg.global_epochs, device=device, seed=seed).fit()
     return head.eval()
 
-# %% ../nbs/41_rrt.ipynb 22
+# %% ../nbs/41_rrt.ipynb 23
 @torch.no_grad()
 def describe(head: GlobalHead, maps: list, L: int, batch: int = 512) -> dict:
     "Global `g` (N, d) + top-`L` locals, positions and scales of every image"
@@ -193,7 +193,7 @@ def take(desc: dict, idx) -> dict:
     "Rows `idx` of every descriptor tensor"
     return {k: v[idx] for k, v in desc.items()}
 
-# %% ../nbs/41_rrt.ipynb 25
+# %% ../nbs/41_rrt.ipynb 26
 SEG_CLS, SEG_SEP, SEG_QG, SEG_QL, SEG_CG, SEG_CL = range(6)
 
 def rrt_tokens(q: dict, c: dict) -> dict:
@@ -207,7 +207,7 @@ def rrt_tokens(q: dict, c: dict) -> dict:
     pos = torch.cat([z1, z1, q['pos'], z1, z1, c['pos']], 1)
     return {'desc': desc, 'segment': seg.to(desc.device), 'scale': scale.to(desc.device), 'pos': pos.float()}
 
-# %% ../nbs/41_rrt.ipynb 28
+# %% ../nbs/41_rrt.ipynb 29
 def sine_position(pos: torch.Tensor, d: int) -> torch.Tensor:
     "(…, 2) points in [0, 1]² -> (…, d) sine/cosine encoding (d/2 per coordinate)"
     if d % 4: raise ErretError(f"sine_position: d={d} must be a multiple of 4")
@@ -240,7 +240,7 @@ class RRT(nn.Module):
         "Logits (B,) that candidate `c[i]` shows the instance of query `q[i]`"
         return self.classifier(self.encoder(self.embed(rrt_tokens(q, c)))[:, 0]).squeeze(-1)
 
-# %% ../nbs/41_rrt.ipynb 31
+# %% ../nbs/41_rrt.ipynb 32
 def pair_pool(g: torch.Tensor, labels, k: int = 100) -> tuple[list, list]:
     "Per anchor: (positives, negatives) among its global top-`k` (itself excluded)"
     y = torch.as_tensor(labels)
@@ -291,7 +291,7 @@ def train_rrt(desc: dict, labels, cfg: RRTConfig, device='cpu', seed: int = 0, v
     model.best_epoch = learn.best_epoch
     return model.eval()
 
-# %% ../nbs/41_rrt.ipynb 36
+# %% ../nbs/41_rrt.ipynb 37
 def rerank(scores: torch.Tensor, topk: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
     "Scores (Q, G) whose ranking puts `topk` (Q, k) first, ordered by `new` (Q, k) (higher first); the rest unchanged"
     out = scores.clone().float()
@@ -301,13 +301,13 @@ def rerank(scores: torch.Tensor, topk: torch.Tensor, new: torch.Tensor) -> torch
     out.scatter_(1, topk.gather(1, order), top + torch.arange(k, 0, -1, dtype=out.dtype))   # k, k-1, …, 1 above `top`
     return out
 
-# %% ../nbs/41_rrt.ipynb 39
+# %% ../nbs/41_rrt.ipynb 40
 def alpha_qe(q: torch.Tensor, db: torch.Tensor, n: int = 2, alpha: float = 3.0) -> torch.Tensor:
     "α-query expansion of L2-normalised queries `q` (Q, d) with their top-`n` database neighbours `db` (G, d)"
     s, i = Gallery(db).search(q, k=n)                                                      # (Q, n)
     return F.normalize(q + (s.clamp(min=0) ** alpha)[..., None].mul(db[i]).sum(1), dim=-1)
 
-# %% ../nbs/41_rrt.ipynb 42
+# %% ../nbs/41_rrt.ipynb 43
 def mutual_matches(a: torch.Tensor, b: torch.Tensor, thr: float = 0.7) -> tuple[torch.Tensor, torch.Tensor]:
     "Indices (i into a, j into b) of mutual nearest neighbours with cosine > `thr`: a `(L, d)`, b `(M, d)`, unit norm"
     s = a @ b.T                                                                     # (L, M)
@@ -341,7 +341,7 @@ def sv_rerank_scores(inliers: torch.Tensor, S_topk: torch.Tensor) -> torch.Tenso
     "Rerank key: inliers first, the global cosine (in [-1, 1]) breaking ties"
     return inliers + 1e-3 * S_topk
 
-# %% ../nbs/41_rrt.ipynb 45
+# %% ../nbs/41_rrt.ipynb 46
 @torch.no_grad()
 def rrt_scores(model: RRT, qd: dict, dbd: dict, topk: torch.Tensor, device='cpu', chunk: int = 4096) -> torch.Tensor:
     "RRT logits (Q, k) of every (query, top-k candidate) pair"
@@ -372,7 +372,7 @@ def evaluate(scores: torch.Tensor, rox: RevisitedData) -> dict:
     rec = recall_at_k(first_positive_rank(s, [pos[i] for i in keep]), (1, 10, 100))
     return {'medium': mp['medium'], 'hard': mp['hard'], **rec}
 
-# %% ../nbs/41_rrt.ipynb 48
+# %% ../nbs/41_rrt.ipynb 49
 def topk_auc(scores: torch.Tensor, topk: torch.Tensor, positives, junk=None) -> float:
     "Mean over queries of the fraction of (positive, negative) pairs of the top-k (Q, k) ranked correctly by `scores` (Q, k), in percent"
     aucs = []
@@ -383,7 +383,7 @@ def topk_auc(scores: torch.Tensor, topk: torch.Tensor, positives, junk=None) -> 
         if len(sp) and len(sn): aucs.append(((sp[:, None] > sn[None]).float() + 0.5 * (sp[:, None] == sn[None]).float()).mean().item())
     return 100 * float(np.mean(aucs)) if aucs else math.nan
 
-# %% ../nbs/41_rrt.ipynb 51
+# %% ../nbs/41_rrt.ipynb 52
 def rrt_maps(D: RRTData, cfg: RRTConfig, device='cpu', bcfg: BackboneConfig | None = None) -> dict:
     "Multi-scale backbone maps of the train / database / query images (cached)"
     bcfg = bcfg or BackboneConfig.from_preset()
@@ -462,7 +462,7 @@ def run_seed(D: RRTData, maps: dict, cfg: RRTConfig, seed: int = 0, device='cpu'
     return {'metrics': {m: res[m] for m in METHODS}, 'ablation': abl, 'diagnostics': diag, 'curve': curve, 'head': head,
             'model': models[cfg.n_local], 'scores': {'Global': S, 'RRT': new}, 'topk': topk}
 
-# %% ../nbs/41_rrt.ipynb 55
+# %% ../nbs/41_rrt.ipynb 56
 def rerank_grid(D: RRTData, S: torch.Tensor, S_rrt: torch.Tensor, n_queries: int = 3, k: int = 3):
     "Fig. 4.4: for up to `n_queries` queries whose top-`k` changed, the global and the reranked top-`k`"
     from erret.viz import retrieval_grid
@@ -475,7 +475,7 @@ def rerank_grid(D: RRTData, S: torch.Tensor, S_rrt: torch.Tensor, n_queries: int
     return retrieval_grid([D.rox.query_image(q, crop=D.cropped) for q, _, _ in rows], [[D.rox.image(i) for i in ii] for _, _, ii in rows],
                           correct=[[flag(q, i) for i in ii] for q, _, ii in rows], query_titles=[f'q{q}: {n}' for q, n, _ in rows])
 
-# %% ../nbs/41_rrt.ipynb 58
+# %% ../nbs/41_rrt.ipynb 59
 import os
 from .results import make_row, aggregate_rows, write_results
 

@@ -16,7 +16,7 @@ __all__ = ['METHODS', 'ABLATIONS', 'ALL_METHODS', 'CONV_METHODS', 'METHOD_LOSS',
            'reconstruction_figure', 'one_word_pairs', 'fashion_split', 'mit_states_split', 'noun_split',
            'load_tirg_data', 'reproduce']
 
-# %% ../nbs/20_tirg.ipynb 2
+# %% ../nbs/20_tirg.ipynb 3
 import random
 from pathlib import Path
 from collections import defaultdict
@@ -31,14 +31,14 @@ from .metrics import first_positive_rank, recall_at_k
 from .encoders import LSTMEncoder
 from .losses import similarity, set_softmax_loss, soft_triplet_loss, all_other, batch_softmax_loss
 
-# %% ../nbs/20_tirg.ipynb 7
+# %% ../nbs/20_tirg.ipynb 8
 def css_queries(split: CSSSplit) -> list[tuple[int, int, str]]:
     "(source id, target id, text) of every query of `split`, in the official order (mod by mod)"
     q = split.queries()
     if not q: raise ErretError(f"CSS split {split.name!r} has no modification queries (empty 'mods')")
     return q
 
-# %% ../nbs/20_tirg.ipynb 10
+# %% ../nbs/20_tirg.ipynb 11
 def css_positives(split: CSSSplit, queries) -> torch.Tensor:
     "(Q, G) bool mask: gallery images with the target's label, the query's own source excluded"
     labels = torch.as_tensor(split.labels)                                   # (G,)
@@ -56,7 +56,7 @@ def css_recall(scores,                 # (Q, G) similarities of each query to ev
     s[torch.arange(Q), torch.tensor([q[0] for q in queries])] = -1e10    # remove each query's reference image
     return recall_at_k(first_positive_rank(s, css_positives(split, queries)), ks)
 
-# %% ../nbs/20_tirg.ipynb 14
+# %% ../nbs/20_tirg.ipynb 15
 def two_mod_batches(queries, batch_size: int = 32, seed: int = 0, drop_last: bool = True):
     "Batches of query indices; positions 2k, 2k+1 share their source with different texts where the data allows"
     if batch_size % 2: raise ErretError(f"batch_size must be even (pairs of queries), got {batch_size}")
@@ -80,7 +80,7 @@ def two_mod_batches(queries, batch_size: int = 32, seed: int = 0, drop_last: boo
         if drop_last and len(chunk) < n: break
         yield [i for p in chunk for i in p]
 
-# %% ../nbs/20_tirg.ipynb 17
+# %% ../nbs/20_tirg.ipynb 18
 def tirg_loss(psi: torch.Tensor,     # (B, D) composed queries ψ
               phi: torch.Tensor,     # (B, D) target features φ⁺ (row i is query i's positive)
               K: int | None = None,  # set size: 2 (soft triplet, Eq. 5) or None = B (batch cross-entropy, Eq. 6)
@@ -92,7 +92,7 @@ def tirg_loss(psi: torch.Tensor,     # (B, D) composed queries ψ
     if K == 2: return soft_triplet_loss(S.diagonal(), S.gather(1, all_other(B).to(S.device)))   # B−1 sets of 2
     raise ErretError(f"tirg_loss: K={K}; expected 2 (soft triplet) or None / B={B} (batch cross-entropy)")
 
-# %% ../nbs/20_tirg.ipynb 21
+# %% ../nbs/20_tirg.ipynb 22
 class NormScale(nn.Module):
     "s · x / ‖x‖ with a learnable scale s (shared by queries and targets)"
     def __init__(self, init: float = 4.0):
@@ -100,7 +100,7 @@ class NormScale(nn.Module):
         self.scale = nn.Parameter(torch.tensor(float(init)))
     def forward(self, x: torch.Tensor) -> torch.Tensor: return self.scale * F.normalize(x.flatten(1), dim=-1)
 
-# %% ../nbs/20_tirg.ipynb 24
+# %% ../nbs/20_tirg.ipynb 25
 class ImageOnly(nn.Module):
     "ψ = φ_x"
     def forward(self, phi_x, phi_t): return phi_x
@@ -118,7 +118,7 @@ class Concatenate(nn.Module):
                                  nn.Dropout(0.1), nn.Linear(d, d_img))
     def forward(self, phi_x, phi_t): return self.mlp(torch.cat([phi_x, phi_t], 1))   # (B, D)
 
-# %% ../nbs/20_tirg.ipynb 27
+# %% ../nbs/20_tirg.ipynb 28
 class TIRG(nn.Module):
     "Eq. 1–3 on pooled vectors: φ = w_g·σ(W_g2 ReLU(W_g1 BN[φ_x, φ_t])) ⊙ φ_x + w_r·W_r2 ReLU(W_r1 BN[φ_x, φ_t])"
     def __init__(self, d_img: int, d_txt: int, w_g: float = 1.0, w_r: float = 10.0, gate: bool = True, residual: bool = True):
@@ -143,7 +143,7 @@ class TIRG(nn.Module):
         if self.use_res: out = out + self.w_r * self.residual(phi_x, phi_t)
         return out
 
-# %% ../nbs/20_tirg.ipynb 31
+# %% ../nbs/20_tirg.ipynb 32
 def _conv_branch(c_in, c_mid, c_out):
     return nn.Sequential(nn.Conv2d(c_in, c_mid, 3, padding=1), nn.BatchNorm2d(c_mid), nn.ReLU(), nn.Conv2d(c_mid, c_out, 3, padding=1))
 
@@ -166,7 +166,7 @@ class TIRGConv(nn.Module):
         if self.use_res: out = out + self.w_r * self.f_res(c)
         return out
 
-# %% ../nbs/20_tirg.ipynb 34
+# %% ../nbs/20_tirg.ipynb 35
 class FiLM(nn.Module):
     "ψ = conv3x3(ReLU(γ(φ_t) ⊙ φ_x + β(φ_t))) + φ_x on the feature map (B, C, H, W)"
     conv = True
@@ -203,7 +203,7 @@ class ParameterHashing(nn.Module):
         W = p[:, self.h] * self.xi                                            # --> (B, D, D)
         return torch.bmm(W, phi_x[:, :, None])[:, :, 0]                       # --> (B, D)
 
-# %% ../nbs/20_tirg.ipynb 37
+# %% ../nbs/20_tirg.ipynb 38
 from .text import pack, PAD_IDX
 
 class ShowAndTell(nn.Module):
@@ -242,7 +242,7 @@ class Relationship(nn.Module):
         z = self.W_a(v)[:, :, None] + self.W_b(v)[:, None] + self.W_t(phi_t)[:, None, None]   # --> (B, N, N, h)
         return self.f(self.g(z).mean((1, 2)))
 
-# %% ../nbs/20_tirg.ipynb 40
+# %% ../nbs/20_tirg.ipynb 41
 from functools import partial
 METHODS = ('Image only', 'Text only', 'Concatenate', 'Show and Tell', 'Attribute as Operator', 'Parameter hashing',
            'Relationship', 'FiLM', 'TIRG')
@@ -292,7 +292,7 @@ class Composer(nn.Module):
         "(ψ, φ⁺) for reference features `x`, texts and target features `y`"
         return self.compose(x, tokens, lengths), self.target(y)
 
-# %% ../nbs/20_tirg.ipynb 43
+# %% ../nbs/20_tirg.ipynb 44
 from dataclasses import dataclass
 from typing import ClassVar
 import time
@@ -395,7 +395,7 @@ def train_method(method: str, data, feats: dict, cfg: TIRGConfig, vocab: Vocab, 
     Learner(model, dl, composer_loss(METHOD_LOSS.get(method, cfg.loss)), lr=cfg.lr, wd=1e-4, epochs=cfg.epochs, device=device, quiet=True, seed=seed).fit()
     return model, evaluate(model, data['test'], feats['test'], eq, vocab, device), time.time() - t0
 
-# %% ../nbs/20_tirg.ipynb 49
+# %% ../nbs/20_tirg.ipynb 50
 @torch.no_grad()
 def init_balance(method: str, feats: torch.Tensor, queries, vocab: Vocab, w_r: float, d: int = 64, embed_dim: int = 64, fmap=4, seed: int = 0) -> dict:
     "At initialisation: norms of φ_x, the gated term and the residual term of a TIRG variant, and cos(ψ, φ_x)"
@@ -412,7 +412,7 @@ def init_balance(method: str, feats: torch.Tensor, queries, vocab: Vocab, w_r: f
     return {'|phi_x|': n(phi_x), '|gate term|': n(g), '|residual term|': n(r),
             'cos(psi, phi_x)': F.cosine_similarity((g + r).flatten(1), phi_x.flatten(1)).mean().item()}
 
-# %% ../nbs/20_tirg.ipynb 52
+# %% ../nbs/20_tirg.ipynb 53
 from .world import GRID_CELLS
 CSS_ADD = "add {size} {colour} {shape} to {cell}"    # the CSS 'add' template (shape words as in the data)
 
@@ -458,7 +458,7 @@ def pair_accuracy(model: Composer, probe: PairProbe, feats: torch.Tensor, vocab:
     hit, unseen = np.array(hit), np.array([p[2:] in probe.unseen for p in probe.probes])
     return {'unseen': 100 * hit[unseen].mean() if unseen.any() else float('nan'), 'seen': 100 * hit[~unseen].mean()}
 
-# %% ../nbs/20_tirg.ipynb 55
+# %% ../nbs/20_tirg.ipynb 56
 def css_retrieval_grid(S: torch.Tensor, split: CSSSplit, queries, rows, k: int = 5):
     "Fig. 6: for each query index in `rows`, the reference + text and the top-`k` images (green = target's scene)"
     top = S[list(rows)].topk(k, dim=1).indices.tolist()
@@ -466,7 +466,7 @@ def css_retrieval_grid(S: torch.Tensor, split: CSSSplit, queries, rows, k: int =
     return retrieval_grid([split.image(queries[r][0]) for r in rows], [[split.image(j) for j in t] for t in top],
                           correct=[[bool(P[i, j]) for j in t] for i, t in enumerate(top)], query_titles=[queries[r][2] for r in rows])
 
-# %% ../nbs/20_tirg.ipynb 58
+# %% ../nbs/20_tirg.ipynb 59
 from fastcore.basics import patch
 
 def _scaled(model: Composer, m: torch.Tensor) -> torch.Tensor:
@@ -493,7 +493,7 @@ def compose_map(self: Composer, x: torch.Tensor, tokens: torch.Tensor, lengths: 
     phi_x = m.mean((2, 3))
     return _scaled(self, m + (self.combined(phi_x, tokens, lengths) - phi_x)[:, :, None, None])   # a vector has no place to put the change
 
-# %% ../nbs/20_tirg.ipynb 62
+# %% ../nbs/20_tirg.ipynb 63
 def _up(c_in: int, c_out: int) -> nn.Module:
     return nn.Sequential(nn.Upsample(scale_factor=2), nn.Conv2d(c_in, c_out, 3, padding=1), nn.BatchNorm2d(c_out), nn.ReLU())
 
@@ -518,7 +518,7 @@ def foreground_l1(rec: torch.Tensor, img: torch.Tensor, background: torch.Tensor
     fg = (img - background.to(img)[:, None, None]).abs().amax(1, keepdim=True) > tol      # (B, 1, H, W)
     return ((1 + (w - 1) * fg.float()) * (rec - img).abs()).mean()
 
-# %% ../nbs/20_tirg.ipynb 65
+# %% ../nbs/20_tirg.ipynb 66
 from .learner import onecycle
 
 def small_images(split: CSSSplit, size: int = 32) -> torch.Tensor:
@@ -567,7 +567,7 @@ def reconstruction_errors(model: Composer, dec: Decoder, feats: torch.Tensor, im
     "`query_errors` of the decoded composed queries"
     return query_errors(reconstructions(model, dec, feats, queries, vocab, device), images, queries)
 
-# %% ../nbs/20_tirg.ipynb 67
+# %% ../nbs/20_tirg.ipynb 68
 from .world import COLOURS, CSS_COLOURS, Obj, object_box
 
 def css_palette(split: CSSSplit) -> dict:
@@ -604,7 +604,7 @@ def colour_accuracy(recon: torch.Tensor, split: CSSSplit, ids=None, background=(
     hits = [dominant_colour(r, o, pal, background) == o.colour for r, i in zip(recon, ids) for o in split.scene(i).objects]
     return 100 * float(np.mean(hits)) if hits else float('nan')
 
-# %% ../nbs/20_tirg.ipynb 71
+# %% ../nbs/20_tirg.ipynb 72
 def _objects_by_place(split: CSSSplit, i: int) -> dict:
     return {(round(o.x, 3), round(o.y, 3)): o for o in split.scene(i).objects}
 
@@ -640,7 +640,7 @@ def modification_visible(recon: torch.Tensor, split: CSSSplit, queries, images: 
             hits[kind].append(abs(f(r) - f(images[t])) < abs(f(r) - f(images[s])))
     return {k: 100 * float(np.mean(hits[k])) for k in MOD_KINDS if hits[k]}
 
-# %% ../nbs/20_tirg.ipynb 75
+# %% ../nbs/20_tirg.ipynb 76
 def reconstruction_metrics(model: Composer, dec: Decoder, split: CSSSplit, feats: torch.Tensor, images: dict, queries, vocab: Vocab, device='cpu') -> dict:
     "The `reconstruction` row of one method: errors (grey levels), colour accuracy of the decoded test images and modification-visible rates (CSS objects only)"
     test, bg = images['test'], tuple(image_background(images['train']).tolist())
@@ -653,7 +653,7 @@ def reconstruction_metrics(model: Composer, dec: Decoder, split: CSSSplit, feats
     vis = modification_visible(rec, split, queries, test, bg)
     return out | {f'modification {k} visible (%)': v for k, v in vis.items()}
 
-# %% ../nbs/20_tirg.ipynb 78
+# %% ../nbs/20_tirg.ipynb 79
 import textwrap
 
 def figure_rows(split: CSSSplit, queries, n: int = 4) -> list[int]:
@@ -678,7 +678,7 @@ def reconstruction_figure(recs: dict, split: CSSSplit, queries, rows, S: torch.T
         ims.append(split.image(t)); titles.append('target')
     return image_grid(ims, titles, ncols=len(recs) + 2 + (S is not None) + (own is not None))
 
-# %% ../nbs/20_tirg.ipynb 81
+# %% ../nbs/20_tirg.ipynb 82
 def _split_from_pairs(name, paths, labels, queries) -> CSSSplit:
     "A CSSSplit from image paths, labels and (source, target, text) queries (mods grouped by text)"
     mods = {}
@@ -708,7 +708,7 @@ def fashion_split(items, name: str = 'test') -> CSSSplit:
     q = [(first[descs[a]], first[descs[b]], text) for a, b, text in one_word_pairs(descs)]
     return _split_from_pairs(name, [it.path for it in items], [label[it.description] for it in items], q)
 
-# %% ../nbs/20_tirg.ipynb 84
+# %% ../nbs/20_tirg.ipynb 85
 def mit_states_split(items, name: str = 'test') -> CSSSplit:
     "MIT-States items as a CSS-style split: label = (adj, noun); query = image + another adjective of its noun"
     pairs = sorted({(it.adj, it.noun) for it in items})
@@ -738,7 +738,7 @@ def load_tirg_data(root) -> tuple[CSSData, str]:
                               for s in ('train', 'test')}), 'mit-states'
     return load_css(root), 'css-2d'                                                # raises the CSS "file not found" error
 
-# %% ../nbs/20_tirg.ipynb 87
+# %% ../nbs/20_tirg.ipynb 88
 from pathlib import Path
 from .core import default_preset
 from .datasets import CSS_FILE, merge_repairs, describe_repairs

@@ -8,7 +8,7 @@ __all__ = ['DEMO_COLOURS', 'PALETTE', 'QUERY', 'CORRECT', 'WRONG', 'NEUTRAL', 'c
            'plot_curves', 'resize_heat', 'overlay_heatmap', 'words_colored', 'results_table', 'table_figure',
            'save_figure']
 
-# %% ../nbs/07_viz.ipynb 2
+# %% ../nbs/07_viz.ipynb 3
 import math, textwrap
 from pathlib import Path
 from typing import Sequence
@@ -27,7 +27,7 @@ from matplotlib.transforms import offset_copy
 from PIL import Image
 from .core import ErretError, atomic_write
 
-# %% ../nbs/07_viz.ipynb 5
+# %% ../nbs/07_viz.ipynb 6
 DEMO_COLOURS = {'red': (220, 40, 40), 'green': (40, 170, 60), 'blue': (40, 80, 220), 'yellow': (230, 200, 30),
                 'purple': (140, 60, 170), 'orange': (240, 130, 20)}
 
@@ -38,7 +38,7 @@ def colour_square(colour: str = 'red', size: int = 64, box=(16, 16, 48, 48), bg:
     im[y0:y1, x0:x1] = DEMO_COLOURS[colour]
     return im
 
-# %% ../nbs/07_viz.ipynb 8
+# %% ../nbs/07_viz.ipynb 9
 from .encoders import IMAGENET_MEAN, IMAGENET_STD   # one copy of the normalisation constants
 
 def to_numpy_image(img, # PIL image, array (H, W[, C]) or tensor ([1, ]C, H, W); a path or a loader callable is opened first
@@ -67,7 +67,7 @@ def to_numpy_image(img, # PIL image, array (H, W[, C]) or tensor ([1, ]C, H, W);
         elif x.min() >= 0 and x.max() > 2: x = x / 255  # float in [0, 255]
     return np.clip(x, 0, 1)
 
-# %% ../nbs/07_viz.ipynb 12
+# %% ../nbs/07_viz.ipynb 13
 def _clean(ax: Axes):
     "No ticks, no tick labels (spines stay, so borders can be coloured)"
     ax.set_xticks([]); ax.set_yticks([])
@@ -111,7 +111,7 @@ def image_grid(images: Sequence, titles: Sequence[str] | None = None, ncols: int
         show_image(images[i], ax, None if titles is None else titles[i], denorm, fontsize=fontsize)
     return fig
 
-# %% ../nbs/07_viz.ipynb 18
+# %% ../nbs/07_viz.ipynb 19
 PALETTE = tuple(sns.color_palette('tab10'))
 
 def _text_colour(c) -> str:
@@ -155,7 +155,7 @@ def draw_boxes(img, boxes, # (K, 4) xyxy in pixels
     ax = show_image(img, ax, title, denorm)
     return _draw_boxes_on(ax, boxes, captions, colors, linewidth, fontsize)
 
-# %% ../nbs/07_viz.ipynb 21
+# %% ../nbs/07_viz.ipynb 22
 QUERY, CORRECT, WRONG, NEUTRAL = 'dodgerblue', 'limegreen', 'red', '0.6'
 _BOX_STYLES = {'default': dict(query=QUERY, pos=CORRECT, neg=WRONG, unknown=QUERY),
                'err': dict(query='red', pos='red', neg='yellow', unknown='red')}
@@ -240,7 +240,7 @@ def retrieval_grid(queries: Sequence, # Q query pictures (or loaders)
         frame_legend(fig, entries, fontsize + 1)
     return fig
 
-# %% ../nbs/07_viz.ipynb 29
+# %% ../nbs/07_viz.ipynb 30
 def _frame(data) -> pd.DataFrame:
     "A DataFrame from a DataFrame, a list of dicts or a dict of lists"
     return data if isinstance(data, pd.DataFrame) else pd.DataFrame(data)
@@ -279,7 +279,7 @@ def plot_curves(history, # list of per-epoch dicts (a `Learner` history) or a Da
         ax.set_ylabel(name)
     return fig
 
-# %% ../nbs/07_viz.ipynb 33
+# %% ../nbs/07_viz.ipynb 34
 def resize_heat(heat, # (h, w) saliency map (array or tensor)
                 size: tuple[int, int], # (H, W) of the picture
                 normalize: bool = True) -> np.ndarray:
@@ -292,7 +292,7 @@ def resize_heat(heat, # (h, w) saliency map (array or tensor)
         up = (up - lo) / (hi - lo) if hi > lo else np.zeros_like(up)
     return up
 
-# %% ../nbs/07_viz.ipynb 37
+# %% ../nbs/07_viz.ipynb 38
 def overlay_heatmap(img, heat, # (h, w) saliency, upsampled to the picture's size
                     alpha: float = 0.5, cmap: str = 'jet', ax: Axes | None = None, title: str | None = None,
                     denorm: bool = False, colorbar: bool = False) -> Axes:
@@ -329,7 +329,7 @@ def words_colored(words: Sequence[str], weights, # one weight per word (>= 0), e
     if new: fig.set_figheight((line + 1) * step / 72 + 0.15 + 0.3 * bool(title))
     return ax
 
-# %% ../nbs/07_viz.ipynb 43
+# %% ../nbs/07_viz.ipynb 44
 def results_table(rows: Sequence[dict], # results.json rows: {"method", "setting", "metrics": {...}, "std": {...}}
                   digits: int = 2, setting: bool = True) -> pd.DataFrame:
     "A DataFrame of `mean ± std` strings: one row per (method, setting), one column per metric"
@@ -354,7 +354,7 @@ def table_figure(table, # a DataFrame (e.g. from `results_table`) or results.jso
     if title: ax.set_title(title, fontsize=fontsize + 1)
     return fig
 
-# %% ../nbs/07_viz.ipynb 47
+# %% ../nbs/07_viz.ipynb 48
 def save_figure(fig: Figure, path, dpi: int = 100, close: bool = True) -> Path:
     "Write `fig` as a PNG to `path` atomically (a `.png` suffix is added if missing); closes it; returns the path"
     path = Path(path)
