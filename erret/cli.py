@@ -41,16 +41,16 @@ def get_paper(name: str):
 
 # %% ../nbs/99_cli.ipynb 8
 PLANS = {   # paper: (what `reproduce` runs, {preset: (minutes warm or None, minutes from an empty cache)}): tests/cold_start.sh on a
-            # 2-core machine (2026-12-04): err, tirg, rrt alone on the idle machine with the current presets (cold only);
+            # 2-core machine (2026-12-04): err, tirg, rrt, twobranch alone on the idle machine with the current code;
             # the others two papers at a time (drilldown's warm run beside a 2-thread job: inflated)
     'err': ("Table 2 (Visual Feature, LSTM and Concat features, GRN w/o residual, GRN; GT and RPN settings), Tables 3-5, "
-            "the shuffled-text check and the controlled lesson", {'quick': (None, 8.6)}),
+            "the shuffled-text check and the controlled lesson", {'quick': (6.3, 8.6)}),
     'tirg': ("the CSS table (Image only, Text only, Concatenate, Show and Tell, Attribute as Operator, Parameter hashing, "
-             "Relationship, FiLM, TIRG) with the ablations, and the Fig. 7 decoders", {'quick': (None, 7.0)}),
+             "Relationship, FiLM, TIRG) with the ablations, and the Fig. 7 decoders", {'quick': (6.6, 7.0)}),
     'identify': ("the identification model, its R@K, the pointing game and temporal saliency (Figs. 5-6)", {'quick': (3.2, 3.4)}),
-    'twobranch': ("phrase localization and image-sentence retrieval with the embedding and the similarity network", {'quick': (7.7, 7.9)}),
+    'twobranch': ("phrase localization and image-sentence retrieval with the embedding and the similarity network", {'quick': (7.6, 7.6)}),
     'drilldown': ("multi-turn interactive retrieval: HRE, R-HRE, R-RE, R-RankFusion, Drill-down (FP) and Drill-down, turn by turn", {'quick': (8.8, 6.4)}),
-    'rrt': ("landmark retrieval: Global, Global + SV, RRT, αQE and αQE + RRT on medium and hard", {'quick': (None, 9.4)}),
+    'rrt': ("landmark retrieval: Global, Global + SV, RRT, αQE and αQE + RRT on medium and hard", {'quick': (8.1, 9.4)}),
     'text2scene': ("Text2Scene, Text2Scene w/o canvas history and the bag of objects", {'quick': (6.3, 6.4)}),
 }
 

@@ -139,7 +139,7 @@ def picture_proposals(boxes: torch.Tensor, content: torch.Tensor, top_n: int, mi
     return q[(area(q) > 0) & (area(q) >= min_inside * area(boxes))][:top_n]
 
 def _build(root, cfg, device, rpn=None) -> dict:
-    "Everything `load_two_branch` caches: images, frames, phrases, proposals, raw features (boxes in the letterboxed square)"
+    "Everything `load_two_branch` caches: images, frames, phrases, proposals (boxes in the letterboxed square); not the features"
     F_ = load_flickr30k_entities(root)                     # missing files dropped, boxes outside clipped: counted in F_.repairs
     ids = [im.image_id for im in F_.images]
     images, frames = read_images(F_.images, cfg.size)      # any size / mode -> letterboxed uint8 (N, 3, S, S) and frames (N, 4)
@@ -149,21 +149,24 @@ def _build(root, cfg, device, rpn=None) -> dict:
     rpn = rpn or pretrained_rpn(proposal_config(cfg), device=device, targets='both')
     raw = propose(rpn, images, top_n=4 * cfg.top_n, device=device)       # the letterboxed tensor; extra ones replace those in the padding
     props = [picture_proposals(p.float(), c, cfg.top_n) for p, c in zip(raw, whole)]
-    bb = rpn.backbone
-    S, feats_p, feats_gt, feats_img = cfg.size, [], [], []
-    for lo in range(0, len(ids), 128):
-        hi = min(lo + 128, len(ids))
-        fm = feature_maps(bb, images[lo:hi], device=device).float()
-        pb = props[lo:hi]
-        f = region_features(fm, pb, bb.stride, S, cfg.roi)
-        feats_p += list(f.half().split([len(b) for b in pb]))   # float16 on disk
-        feats_img.append(region_features(fm, list(whole[lo:hi, None]), bb.stride, S, cfg.roi).half())
-        gb = [p_box[p_img == i] for i in range(lo, hi)]
-        feats_gt.append(region_features(fm, gb, bb.stride, S, cfg.roi).half())
     return dict(ids=ids, split=np.array([F_.splits[i] or 'train' for i in ids]), images=images, frames=frames,
                 captions=[F_.captions[i][:5] for i in ids], phrases=phrases, phrase_image=p_img, phrase_box=p_box,
-                phrase_feat=torch.cat(feats_gt), proposals=props, proposal_feat=feats_p, image_feat=torch.cat(feats_img),
-                repairs=merge_repairs(F_))
+                proposals=props, whole=whole, repairs=merge_repairs(F_))
+
+def _features(d: dict, cfg, bb, device) -> dict:
+    """RoIAlign features (float16) of every proposal, phrase box and whole picture of the cached `d`, recomputed on
+    each load: one backbone pass over the 64-px images and RoIAlign take seconds, where caching them took 600 MB"""
+    S, feats_p, feats_gt, feats_img, images, p_img = cfg.size, [], [], [], d['images'], d['phrase_image']
+    for lo in range(0, len(d['ids']), 128):
+        hi = min(lo + 128, len(d['ids']))
+        fm = feature_maps(bb, images[lo:hi], device=device).float()
+        pb = d['proposals'][lo:hi]
+        f = region_features(fm, pb, bb.stride, S, cfg.roi)
+        feats_p += list(f.half().split([len(b) for b in pb]))
+        feats_img.append(region_features(fm, list(d['whole'][lo:hi, None]), bb.stride, S, cfg.roi).half())
+        gb = [d['phrase_box'][p_img == i] for i in range(lo, hi)]
+        feats_gt.append(region_features(fm, gb, bb.stride, S, cfg.roi).half())
+    return dict(phrase_feat=torch.cat(feats_gt), proposal_feat=feats_p, image_feat=torch.cat(feats_img))
 
 def _check_splits(D: 'TwoBranchData', root):
     "One clear error when a split the experiment needs is empty (e.g. every test phrase without a box)"
@@ -181,8 +184,10 @@ def load_two_branch(cfg: TwoBranchConfig, data=None, device='auto') -> TwoBranch
     pcfg = proposal_config(cfg)
     rpn = pretrained_rpn(pcfg, device=get_device(device), targets='both')           # shipped for the smoke / quick presets
     key = stable_hash(str(root.resolve()), cfg.size, cfg.top_n, cfg.roi, pcfg.hash(), 'both', weights_hash(rpn),
-                      *(() if data is None else ('frames-v2',)))     # folders: letterboxed since v2 (world images are never resized)
-    d = cached(f'twobranch-{key}', lambda: _build(root, cfg, get_device(device), rpn), what='phrases, proposals and RoIAlign features (cached for the next run)')
+                      *(() if data is None else ('frames-v2',)), 'no-feats')     # folders: letterboxed since v2 (world images are never resized)
+    d = cached(f'twobranch-{key}', lambda: _build(root, cfg, get_device(device), rpn), what='phrases and proposals (cached for the next run)')
+    with phase(f"RoIAlign features of {sum(map(len, d['proposals'])):,} proposals (recomputed on each load: seconds)"):
+        d = {**d, **_features(d, cfg, rpn.backbone, get_device(device))}
     split, p_img = d['split'], d['phrase_image']
     tr = torch.from_numpy(split[p_img.numpy()] == 'train')
     ref = torch.cat([d['phrase_feat'][tr]] + [d['proposal_feat'][i] for i in np.nonzero(split == 'train')[0][:200]]).float()

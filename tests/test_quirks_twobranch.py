@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 from erret.core import ErretError
 from erret.datasets import load_flickr30k_entities, read_images, write_world
-from erret.two_branch import TwoBranchConfig, phrase_boxes, content_boxes, _build, load_two_branch, phrase_localization, CCABaseline, phrase_text
+from erret.two_branch import TwoBranchConfig, phrase_boxes, content_boxes, _build, _features, proposal_config, load_two_branch, phrase_localization, CCABaseline, phrase_text
 
 UNCACHED = ('erret.two_branch',)                                   # tests/conftest.py: throw-away folders are not cached
 pytestmark = pytest.mark.usefixtures('one_thread')   # tests/conftest.py
@@ -93,7 +93,10 @@ def test_region_features_follow_the_image_at_another_size(tmp_path):
     _scale_annotation(b / 'Annotations' / f'{wide}.xml', 192, 128, 3, 2)
     _ungrounded(b / 'Annotations' / f'{bare}.xml')
     cfg = TwoBranchConfig.smoke()
-    da, db = _build(a, cfg, 'cpu'), _build(b, cfg, 'cpu')
+    from erret.proposals import pretrained_rpn
+    bb = pretrained_rpn(proposal_config(cfg), device='cpu', targets='both').backbone
+    built = lambda r: (lambda d: {**d, **_features(d, cfg, bb, 'cpu')})(_build(r, cfg, 'cpu'))   # what load_two_branch reads
+    da, db = built(a), built(b)
     assert db['repairs'] == {} and db['ids'] == da['ids']
     box = lambda d, i: d['phrase_box'][d['phrase_image'] == ids.index(i)]
     feat = lambda d, i: d['phrase_feat'][d['phrase_image'] == ids.index(i)].float()
