@@ -50,7 +50,7 @@ PLANS = {   # paper: (what `reproduce` runs, {preset: (minutes warm or None, min
     'identify': ("the identification model, its R@K, the pointing game and temporal saliency (Figs. 5-6)", {'quick': (3.2, 3.4)}),
     'twobranch': ("phrase localization and image-sentence retrieval with the embedding and the similarity network", {'quick': (7.6, 7.6)}),
     'drilldown': ("multi-turn interactive retrieval: HRE, R-HRE, R-RE, R-RankFusion, Drill-down (FP) and Drill-down, turn by turn", {'quick': (8.8, 6.4)}),
-    'rrt': ("landmark retrieval: Global, Global + SV, RRT, αQE and αQE + RRT on medium and hard", {'quick': (8.1, 9.4)}),
+    'rrt': ("landmark retrieval: Global, Global + SV, RRT, αQE and αQE + RRT on medium and hard", {'quick': (9.2, 9.9)}),
     'text2scene': ("Text2Scene, Text2Scene w/o canvas history and the bag of objects", {'quick': (6.3, 6.4)}),
 }
 

@@ -385,13 +385,13 @@ def topk_auc(scores: torch.Tensor, topk: torch.Tensor, positives, junk=None) -> 
 
 # %% ../nbs/41_rrt.ipynb 52
 def rrt_maps(D: RRTData, cfg: RRTConfig, device='cpu', bcfg: BackboneConfig | None = None) -> dict:
-    "Multi-scale backbone maps of the train / database / query images (cached)"
+    """Multi-scale backbone maps of the train / database / query images, computed on each call, not cached: at the
+    quick size they take about 45 s on 2 cores, and caching them took 1.5 GB of disk"""
     bcfg = bcfg or BackboneConfig.from_preset()
     bb = pretrained_backbone(bcfg, device=device, quiet=True)
-    digest = lambda t: hashlib.sha1(t.contiguous().numpy().tobytes()).hexdigest()                 # the pixels themselves: a change of crop or letterbox is a new key
-    key = stable_hash(str(D.root.resolve()), [digest(getattr(D, s)) for s in ('train', 'db', 'queries')], tuple(cfg.scales), weights_hash(bb))
-    return cached(f'rrt-maps-{key}', lambda: {s: multiscale_maps(bb, getattr(D, s), cfg.scales, device) for s in ('train', 'db', 'queries')},
-                  what='multi-scale feature maps of the train, database and query images (cached for the next run)')
+    n = sum(len(getattr(D, s)) for s in ('train', 'db', 'queries'))
+    with phase(f'multi-scale feature maps of {n:,} train, database and query images (computed on each run)'):
+        return {s: multiscale_maps(bb, getattr(D, s), cfg.scales, device) for s in ('train', 'db', 'queries')}
 
 METHODS = ('Global', 'Global + SV', 'RRT', 'αQE', 'αQE + RRT')
 
