@@ -1,13 +1,14 @@
 #!/usr/bin/env python
 """Re-execute notebooks in place so that their committed outputs come from a real run (issue 18).
 
-    python tests/execute_nbs.py nbs/10_err.ipynb            # one notebook, at the quick preset
+    python tests/execute_nbs.py nbs/10_err.ipynb            # one notebook
     python tests/execute_nbs.py nbs/0[1-7]*.ipynb nbs/[1-5]*.ipynb   # the executed set (see EXECUTED below)
     python tests/execute_nbs.py --check                      # which committed notebooks have outputs, their size
 
 Each notebook runs top to bottom in a fresh kernel from its own folder, exactly as a reader would run it
-(IN_TEST unset, so the paper notebooks use their quick sizes; the data world and caches come from
-$ERRET_DATA as usual). On success the outputs are written back, a provenance line under the title says which
+(IN_TEST unset: a cell that picks its size with IN_TEST takes the quick size, the walkthroughs' small
+examples stay small, and each paper notebook ends with its committed quick reference run; the data world and
+caches come from $ERRET_DATA as usual). On success the outputs are written back, a provenance line under the title says which
 preset, commit and machine produced them and how long it took, and `nbdev_clean` strips the execution noise
 (settings.ini has clear_all = False, so outputs stay). A notebook that fails is left untouched.
 """
