@@ -4,9 +4,9 @@
 
 # %% auto 0
 __all__ = ['IN_TEST', 'PRESETS', 'default_preset', 'ErretError', 'seed_everything', 'get_device', 'cpu_threads', 'data_dir',
-           'cache_dir', 'weights_dir', 'record_weights', 'used_weights', 'atomic_write', 'save_json', 'torch_save',
-           'file_lock', 'stable_hash', 'Config', 'config_overrides', 'set_quiet', 'quiet_now', 'phase', 'track',
-           'phases', 'note']
+           'cache_dir', 'weights_dir', 'checkout_path', 'record_weights', 'used_weights', 'atomic_write', 'save_json',
+           'torch_save', 'file_lock', 'stable_hash', 'Config', 'config_overrides', 'set_quiet', 'quiet_now', 'phase',
+           'track', 'phases', 'note']
 
 # %% ../nbs/00_core.ipynb 2
 import os, sys, json, time, random, hashlib, tempfile, dataclasses, contextlib
@@ -83,6 +83,10 @@ def weights_dir() -> Path:
     "Where the shipped world-pretrained weights are read: `$ERRET_WEIGHTS`, else the package's `weights/` folder"
     env = os.environ.get('ERRET_WEIGHTS')
     return Path(env).expanduser() if env else Path(__import__('erret').__file__).parent / 'weights'   # (this module's folder)
+
+def checkout_path(*parts) -> Path:
+    "`parts` joined to the folder above the `erret` package: a source checkout's root (notebooks, reference results) with `pip install -e .`"
+    return Path(__import__('erret').__file__).resolve().parent.parent.joinpath(*parts)
 
 # %% ../nbs/00_core.ipynb 26
 _USED_WEIGHTS: dict = {}                # name -> {'hash': ..., 'source': 'shipped' | 'cache' | 'trained', 'file': ...}

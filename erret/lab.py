@@ -11,7 +11,7 @@ __all__ = ['LABS', 'SKIP_FLAGS', 'SMOKE_CELL', 'NBGRADER_CONFIG', 'directives', 
 import ast, json, re, uuid, inspect, importlib, textwrap
 from dataclasses import dataclass
 from pathlib import Path
-from .core import ErretError, atomic_write
+from .core import ErretError, atomic_write, checkout_path
 
 # %% ../nbs/08_lab.ipynb 5
 _DIREC = re.compile(r'^\s*#\|\s*(.*?)\s*$')
@@ -158,8 +158,7 @@ os.environ['IN_TEST'] = '1'"""
 
 def nbs_dir() -> Path:
     "The `nbs/` folder of this erret checkout"
-    import erret
-    p = Path(erret.__file__).resolve().parent.parent / 'nbs'
+    p = checkout_path('nbs')
     if not p.is_dir(): raise ErretError(f"no notebooks folder at {p}: `erret lab` needs a source checkout of erret (git clone, then pip install -e .)")
     return p
 

@@ -11,7 +11,7 @@ import json, math, platform
 from pathlib import Path
 from collections import defaultdict
 import numpy as np
-from .core import ErretError, save_json, atomic_write, used_weights
+from .core import ErretError, save_json, atomic_write, used_weights, checkout_path
 
 # %% ../nbs/00a_results.ipynb 5
 def make_row(method: str, setting: str, **metrics) -> dict:
@@ -104,8 +104,7 @@ def load_results(path) -> dict:
 # %% ../nbs/00a_results.ipynb 20
 def reference_results(paper: str, preset: str = 'quick') -> dict:
     "The committed `results/<preset>/<paper>/results.json` of this source checkout, validated"
-    import erret
-    p = Path(erret.__file__).resolve().parent.parent/'results'/preset/paper
+    p = checkout_path('results', preset, paper)
     if not p.is_dir(): raise ErretError(f"{p}: no reference results here (they live in a source checkout of erret: git clone, then pip install -e .)")
     d = load_results(p)
     if (d['paper'], d['preset']) != (paper, preset): raise ErretError(f"{p}: holds {d['paper']} / {d['preset']}, not {paper} / {preset}")
@@ -113,7 +112,6 @@ def reference_results(paper: str, preset: str = 'quick') -> dict:
 
 def reference_figure(paper: str) -> Path:
     "One figure of `paper`'s reference quick run, shrunk for the README: `docs/figures/<paper>.png` of this source checkout"
-    import erret
-    p = Path(erret.__file__).resolve().parent.parent/'docs'/'figures'/f'{paper}.png'
+    p = checkout_path('docs', 'figures', f'{paper}.png')
     if not p.exists(): raise ErretError(f"{p}: no reference figure here (it lives in a source checkout of erret)")
     return p

@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 from .core import Config, ErretError, IN_TEST, default_preset, get_device, seed_everything, cpu_threads, stable_hash
 from .core import phase, phases
 from .datasets import RevisitedData, GLDv2Train, load_roxford, load_gldv2, world_dataset, read_images, letterbox, merge_repairs, describe_repairs
-from .backbone import BackboneConfig, pretrained_backbone, feature_maps, cached, weights_hash
+from .backbone import BackboneConfig, pretrained_backbone, feature_maps, cached
 from .index import Gallery
 from .learner import Learner, make_loader, cosine
 from .metrics import revisited_map, first_positive_rank, recall_at_k

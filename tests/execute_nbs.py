@@ -14,6 +14,7 @@ preset, commit and machine produced them and how long it took, and `nbdev_clean`
 """
 import argparse, json, os, platform, subprocess, sys, time
 from pathlib import Path
+from unittest.mock import patch
 
 import nbformat
 from nbclient import NotebookClient
@@ -57,9 +58,8 @@ def execute(path: Path, timeout: int) -> float:
     env = {k: v for k, v in os.environ.items() if k != 'IN_TEST'}
     env.setdefault('MPLBACKEND', 'module://matplotlib_inline.backend_inline')
     t0 = time.time()
-    old = dict(os.environ); os.environ.clear(); os.environ.update(env)       # the kernel inherits this environment
-    try: NotebookClient(nb, timeout=timeout, kernel_name='python3', resources={'metadata': {'path': str(path.parent)}}).execute()
-    finally: os.environ.clear(); os.environ.update(old)
+    with patch.dict(os.environ, env, clear=True):                          # the kernel inherits this environment
+        NotebookClient(nb, timeout=timeout, kernel_name='python3', resources={'metadata': {'path': str(path.parent)}}).execute()
     secs = time.time() - t0
     for i, src in skip.items(): nb.cells[i].source, nb.cells[i].outputs = src, []
     set_provenance(nb, provenance(secs, len(skip)))
