@@ -699,21 +699,20 @@ def oracle_keys(E: ERRData, regions: list) -> tuple[list, list]:
         named.append({object_key(o) for o in n}); every.append({object_key(o) for o in n + u})
     return named, every
 
-def _multi_hot(sets: list, index: dict) -> torch.Tensor:
-    "Sets of keys as a `(n, K)` 0/1 matrix over `index` (key -> column)"
-    A = torch.zeros(len(sets), len(index))
-    for i, s in enumerate(sets): A[i, [index[k] for k in s]] = 1.0
-    return A
-
 def oracle_scores(E: ERRData, qs: list, g: list, by: str = 'box', seed: int = 0) -> torch.Tensor:
     """`(Q, G)` scores of queries `qs` against the candidate rows `g` of `E.bench.regions` by an oracle that knows every object:
     `by='box'`: Jaccard of the two boxes' object sets; `by='phrase'`: share of the objects the query's phrase names that the
     candidate box holds, less 0.01 per other object in it. Ties broken at random (`seed`)."""
     if by not in ('box', 'phrase'): raise ErretError(f"oracle_scores by={by!r}: expected 'box' or 'phrase'")
     qn, qa = oracle_keys(E, [q.query for q in qs]); _, ga = oracle_keys(E, [E.bench.regions[k] for k in g])
-    index = {k: i for i, k in enumerate(sorted({k for s in qa + ga for k in s}))}
-    Qs, G = _multi_hot(qn if by == 'phrase' else qa, index), _multi_hot(ga, index)   # (Q, K), (G, K)
-    inter, nq, ng = Qs @ G.T, Qs.sum(1, keepdim=True), G.sum(1)[None]                  # (Q, G), (Q, 1), (1, G)
+    holders = defaultdict(list)                                                        # object key -> candidates whose box holds it
+    for j, s in enumerate(ga):
+        for k in s: holders[k].append(j)
+    inter = torch.zeros(len(qs), len(g))                                               # (Q, G) shared keys, built key by key (real VG: ~10⁵ keys)
+    for i, s in enumerate(qn if by == 'phrase' else qa):
+        for k in s: inter[i, holders.get(k, [])] += 1
+    nq = torch.tensor([float(len(s)) for s in (qn if by == 'phrase' else qa)])[:, None]  # (Q, 1)
+    ng = torch.tensor([float(len(s)) for s in ga])[None]                                # (1, G)
     S = inter / (nq + ng - inter).clamp(min=1) if by == 'box' else inter / nq.clamp(min=1) - 0.01 * (ng - inter)
     return S + 1e-4 * torch.rand(S.shape, generator=torch.Generator().manual_seed(seed))   # random tie-breaking
 

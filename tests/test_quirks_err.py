@@ -56,6 +56,7 @@ def test_reproduce_on_quirky_vg(quirky, tmp_path):
     assert any(r['setting'] == 'RPN' for r in res['rows']) or any('RPN setting skipped' in l for l in lines)
     settings = {r['setting'] for r in res['rows']}
     assert 'lesson' in settings and {'GT · unnamed objects in box', 'GT · only named objects'} & settings   # groups from objects.json
+    assert {('Oracle: objects in the box', 'GT'), ('Oracle: objects the phrase names', 'GT')} <= {(r['method'], r['setting']) for r in res['rows']}   # oracles from objects.json
     assert sum(res['dataset']['test_queries_by_group'][f'{f} focus'] for f in ('objects', 'attributes', 'relation')) == ds['n_test']
     for r in res['rows']:
         for k, v in r['metrics'].items():
