@@ -7,10 +7,10 @@ __all__ = ['STOP', 'METHODS', 'RELATION_WORDS', 'ATTRIBUTE_WORDS', 'ORACLES', 'L
            'object_vocab', 'count_mentions', 'keep_mentions', 'box_area', 'keep_area', 'dedup_iou', 'content_words',
            'candidate_pairs', 'pair_regions', 'ERRQuery', 'merge_sets', 'image_split', 'make_queries', 'ERRBenchmark',
            'build_benchmark', 'plot_region_sizes', 'tile', 'conv', 'gate', 'language_gate', 'compose_residual', 'GRN',
-           'grn_pairs', 'region_features', 'lstm_pairs', 'ERRModel', 'repeat_text', 'err_loss', 'score_queries',
-           'rank_queries', 'ERRConfig', 'ERRData', 'load_err', 'OneTargetPerQuery', 'gt_groups', 'train_err',
-           'query_sample', 'eval_queries', 'query_scores', 'ranks_metrics', 'rank_metrics', 'gt_setup', 'evaluate_gt',
-           'phrase_focus', 'box_objects', 'unnamed_objects', 'query_groups', 'group_rows', 'object_key',
+           'grn_region_terms', 'grn_pairs', 'region_features', 'lstm_pairs', 'ERRModel', 'repeat_text', 'err_loss',
+           'score_queries', 'rank_queries', 'ERRConfig', 'ERRData', 'load_err', 'OneTargetPerQuery', 'gt_groups',
+           'train_err', 'query_sample', 'eval_queries', 'query_scores', 'ranks_metrics', 'rank_metrics', 'gt_setup',
+           'evaluate_gt', 'phrase_focus', 'box_objects', 'unnamed_objects', 'query_groups', 'group_rows', 'object_key',
            'content_negative_groups', 'text_only_groups', 'phrase_information', 'oracle_keys', 'oracle_scores',
            'oracle_results', 'LessonQuery', 'lesson_phrase', 'lesson_scenes', 'LessonData', 'lesson_data',
            'lesson_groups', 'evaluate_lesson', 'lesson_config', 'run_lesson', 'gate_values', 'channel_selectivity',
@@ -269,15 +269,19 @@ def _split_first(W: nn.Conv2d, C: int):
     w = W.weight.flatten(1)
     return w[:, :C], w[:, C:], W.bias
 
-def grn_pairs(grn: GRN, x: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
-    "Eq. 5 of the fc GRN for every pair: regions x `(G, C)`, texts L `(n, D)` -> Y `(n, G, C)`"
+def grn_region_terms(grn: GRN, x: torch.Tensor) -> tuple:
+    "The X half of each branch's first layer, `x W^X + b` `(G, h)` per branch (gate, then compose residual): text-free, so once per candidate set"
     C = x.shape[1]
-    def branch(W1, W2):
-        wx, wl, b = _split_first(W1, C)
-        h = F.relu((x @ wx.T + b)[None] + (L @ wl.T)[:, None])                      # (n, G, h)
+    return tuple(x @ _split_first(W1, C)[0].T + W1.bias for W1 in (grn.W_g1, *((grn.W_r1,) if grn.residual == 'compose' else ())))
+
+def grn_pairs(grn: GRN, x: torch.Tensor, L: torch.Tensor, xw: tuple | None = None) -> torch.Tensor:
+    "Eq. 5 of the fc GRN for every pair: regions x `(G, C)`, texts L `(n, D)` -> Y `(n, G, C)`; `xw`: `grn_region_terms(grn, x)` if already computed"
+    C, xw = x.shape[1], xw if xw is not None else grn_region_terms(grn, x)
+    def branch(xw1, W1, W2):
+        h = F.relu(xw1[None] + (L @ _split_first(W1, C)[1].T)[:, None])             # (n, G, h)
         return h @ W2.weight.flatten(1).T + W2.bias                                   # (n, G, C)
-    Y = grn.w_g * torch.sigmoid(branch(grn.W_g1, grn.W_g2)) * x[None]
-    if grn.residual == 'compose': Y = Y + grn.w_r * branch(grn.W_r1, grn.W_r2)
+    Y = grn.w_g * torch.sigmoid(branch(xw[0], grn.W_g1, grn.W_g2)) * x[None]
+    if grn.residual == 'compose': Y = Y + grn.w_r * branch(xw[1], grn.W_r1, grn.W_r2)
     elif grn.residual == 'visual': Y = Y + grn.w_r * x[None]
     return Y
 
@@ -368,10 +372,14 @@ class ERRModel(nn.Module):
         if self.method == 'Visual-Language Concat Feature': return F.normalize(self.head(torch.cat([v, L], 1)), dim=-1)
         return F.normalize(self.grn(P, L).mean((2, 3)), dim=-1)
 
-    def embed_pairs(self, P, T):
-        "Every prepared region P `(G, Cp, s', s')` under each of n query texts T -> `(n, G, d)`"
+    def pair_terms(self, P):
+        "What `embed_pairs` can reuse for every block of texts against the same regions P: the fc GRN's `grn_region_terms`, else None"
+        return grn_region_terms(self.grn, P.flatten(1)) if self.fast_pairs else None
+
+    def embed_pairs(self, P, T, pre=None):
+        "Every prepared region P `(G, Cp, s', s')` under each of n query texts T -> `(n, G, d)`; `pre`: `pair_terms(P)` if already computed"
         n, G = len(T[0]), len(P)
-        if self.method.startswith('GRN') and self.fc: return F.normalize(grn_pairs(self.grn, P.flatten(1), T[0]), dim=-1)
+        if self.fast_pairs: return F.normalize(grn_pairs(self.grn, P.flatten(1), T[0], pre), dim=-1)
         if self.method == 'Visual-Language LSTM Feature': return F.normalize(self.head(lstm_pairs(self.lstm, self.v_in(P.mean((2, 3))), *T)), dim=-1)
         return self.embed(P.repeat(n, 1, 1, 1), repeat_text(T, G)).view(n, G, -1)
 
@@ -430,10 +438,10 @@ def _score_queries(model, Xq, Xg, tokens, lengths, pairs_per_block, device) -> t
     P = torch.cat([model.prepare(Xg[c:c + 4096].to(device).float()) for c in range(0, len(Xg), 4096)])   # (G, Cp, s', s')
     G = len(P)
     if model.text_free: return (eq @ model.embed(P, ()).T).cpu()                  # gallery embedded once
-    qb, S = max(1, pairs_per_block // max(G, 1)), []
+    qb, S, pre = max(1, pairs_per_block // max(G, 1)), [], model.pair_terms(P)       # the candidates' text-free terms: once
     for i in range(0, len(eq), qb):
         Ti = tuple(t[i:i + qb] for t in T); n = len(Ti[0])
-        e = model.embed_pairs(P, Ti)                                                   # (n, G, d)
+        e = model.embed_pairs(P, Ti, pre)                                              # (n, G, d)
         S.append(torch.einsum('ngd,nd->ng', e, eq[i:i + n]).cpu())
     return torch.cat(S)
 
@@ -1109,8 +1117,8 @@ def queries_setting(base: str, n: int, total: int) -> str:
 
 def _fmt(res: dict) -> str: return ', '.join(f'{k} {v:.1f}' for k, v in res.items())
 
-def run_seed(E: ERRData, cfg: ERRConfig, seed: int, device='cpu', rpn=None, log=print, first: bool = True) -> tuple[list, dict]:
-    "Every table's rows for one seed (Tables 3 and 5's variants only if `first`), Table 2's GT rows also per query group; and the trained models"
+def run_seed(E: ERRData, cfg: ERRConfig, seed: int, device='cpu', rpn=None, log=print, first: bool = True, oracles: dict | None = None) -> tuple[list, dict]:
+    "Every table's rows for one seed (Tables 3 and 5's variants only if `first`), Table 2's GT rows also per query group; and the trained models; `oracles`: `oracle_results` if already computed"
     from erret.results import make_row
     rows, models, n_test = [], {}, len(E.bench.queries['test'])
     groups = query_groups(E, eval_queries(E, 'test', cfg.eval_queries))
@@ -1134,7 +1142,7 @@ def run_seed(E: ERRData, cfg: ERRConfig, seed: int, device='cpu', rpn=None, log=
     res, ranks = evaluate_gt(models['GRN'], E, 'test', max_queries=cfg.eval_queries, device=device, shuffle_text=True)   # diagnostic
     add('GRN (shuffled query text)', res, ranks, True)
     log(f"seed {seed} {'GRN, shuffled query text':32s} GT: {_fmt(res)}")
-    for name, (res, ranks) in oracle_results(E, 'test', cfg.eval_queries).items():      # upper bounds (objects.json): no training, equal on every seed
+    for name, (res, ranks) in (oracles if oracles is not None else oracle_results(E, 'test', cfg.eval_queries)).items():   # objects.json: no training, equal on every seed
         add(name, res, ranks, True); log(f"seed {seed} {name:32s} GT: {_fmt(res)}")
     n = min(cfg.conv_queries, len(E.bench.queries['test']))                            # Table 5
     conv = train_err(E, cfg, 'GRN', fc=False, seed=seed, device=device, **train_kw) if first else None
@@ -1163,9 +1171,9 @@ def _reproduce(preset, seeds, data, out, device, rpn, log) -> dict:
     if describe_repairs(E.data): log(describe_repairs(E.data))
     R = proposals_for(E, cfg, device) if rpn else None
     if R is not None: log(f"proposals: {len(R.regions)}, recall of test boxes {R.metrics}")
-    per_seed, models = [], None
+    per_seed, models, orc = [], None, oracle_results(E, 'test', cfg.eval_queries)           # the oracles need no training: once
     for s in phases(seeds, 'Tables 2-5, seed {}'):
-        rows, ms = run_seed(E, cfg, s, device, R, log, first=s == seeds[0]); per_seed.append(rows); models = models or ms
+        rows, ms = run_seed(E, cfg, s, device, R, log, first=s == seeds[0], oracles=orc); per_seed.append(rows); models = models or ms
     t1 = time.perf_counter(); L = lesson_data(E.backbone, cfg.lesson_queries, cfg.lesson_eval, size=cfg.size, output_size=cfg.output_size)
     log(f"lesson: {len(L.queries['train'])} training / {len(L.queries['test'])} test queries, features {time.perf_counter() - t1:.0f} s")
     gate_r, lesson_models, probe = [], None, probe_features(E.backbone, size=cfg.size, output_size=cfg.output_size)
