@@ -173,6 +173,7 @@ def train_global(maps: list, labels, cfg: RRTConfig, device='cpu', seed: int = 0
     seed_everything(seed)                                                                # the head's initial weights too
     head = GlobalHead(maps[0].shape[1], cfg.d_desc, cfg.gem_p, len(uniq))
     def loss_fn(model, idx):
+        idx = idx.cpu()                                                                  # the loader moves batches to `device`; maps and labels stay on the CPU
         g = model([m[rows[idx]].to(device) for m in maps])
         return cosface_loss(g, model.classes, y[idx].to(device), cfg.cos_scale, cfg.cos_margin)
     dl = make_loader(_Indexed(len(y)), cfg.batch_size, shuffle=True, drop_last=len(y) > cfg.batch_size, device=device)
@@ -201,18 +202,18 @@ def rrt_tokens(q: dict, c: dict) -> dict:
     B, L, d = c['local'].shape
     z, z1 = c['g'].new_zeros(B, 1, d), c['g'].new_zeros(B, 1, 2)
     desc = torch.cat([z, q['g'][:, None], q['local'], z, c['g'][:, None], c['local']], 1)
-    seg = torch.tensor([SEG_CLS, SEG_QG] + [SEG_QL] * L + [SEG_SEP, SEG_CG] + [SEG_CL] * L).expand(B, -1)
-    m1 = torch.full((B, 2), -1, dtype=torch.long)
+    seg = torch.tensor([SEG_CLS, SEG_QG] + [SEG_QL] * L + [SEG_SEP, SEG_CG] + [SEG_CL] * L, device=desc.device).expand(B, -1)
+    m1 = torch.full((B, 2), -1, dtype=torch.long, device=desc.device)
     scale = torch.cat([m1, q['scale'].long(), m1, c['scale'].long()], 1)
     pos = torch.cat([z1, z1, q['pos'], z1, z1, c['pos']], 1)
-    return {'desc': desc, 'segment': seg.to(desc.device), 'scale': scale.to(desc.device), 'pos': pos.float()}
+    return {'desc': desc, 'segment': seg, 'scale': scale, 'pos': pos.float()}
 
 # %% ../nbs/41_rrt.ipynb 29
 def sine_position(pos: torch.Tensor, d: int) -> torch.Tensor:
     "(…, 2) points in [0, 1]² -> (…, d) sine/cosine encoding (d/2 per coordinate)"
     if d % 4: raise ErretError(f"sine_position: d={d} must be a multiple of 4")
     n = d // 4
-    f = 10000 ** (-torch.arange(n, dtype=torch.float32) / n)                              # (n,)
+    f = 10000 ** (-torch.arange(n, dtype=torch.float32, device=pos.device) / n)                              # (n,)
     a = 2 * math.pi * pos[..., None] * f                                                    # (…, 2, n)
     return torch.cat([a.sin(), a.cos()], -1).flatten(-2)                                    # (…, 2·2n)
 
@@ -266,7 +267,7 @@ class PairSampler(Dataset):
 
 def rrt_loss(model, desc: dict, batch, device='cpu') -> torch.Tensor:
     "BCE of the logits of (anchor, positive) -> 1 and (anchor, negative) -> 0"
-    a, p, n = (torch.as_tensor(b) for b in batch)
+    a, p, n = (torch.as_tensor(b).cpu() for b in batch)                                # indices into `desc`, which stays on the CPU
     q, c = take(desc, torch.cat([a, a])), take(desc, torch.cat([p, n]))
     y = torch.cat([torch.ones(len(a)), torch.zeros(len(a))]).to(device)
     return F.binary_cross_entropy_with_logits(model({k: v.to(device) for k, v in q.items()}, {k: v.to(device) for k, v in c.items()}), y)
@@ -416,7 +417,7 @@ def run_seed(D: RRTData, maps: dict, cfg: RRTConfig, seed: int = 0, device='cpu'
     {'metrics': {method: {...}}, 'ablation': {L: {...}}, 'diagnostics', 'curve', 'model', 'scores', 'topk'}"""
     t0 = time.time()
     tr_rows, va_rows = landmark_split(D.gld.labels, cfg.val_landmarks)
-    head = train_global(maps['train'], D.gld.labels, cfg, device, seed, rows=tr_rows)
+    head = train_global(maps['train'], D.gld.labels, cfg, device, seed, rows=tr_rows).cpu()   # trained on `device`; descriptors are made and kept on the CPU
     Ls = sorted({cfg.n_local, *(cfg.ablation_locals if ablation else ())})
     desc = {s: describe(head, maps[s], max(Ls)) for s in ('train', 'db', 'queries')}
     cut = lambda dd, L: {**dd, **{k: dd[k][:, :L] for k in ('local', 'pos', 'scale')}}  # locals are sorted by norm: the top-L are a prefix
