@@ -55,7 +55,7 @@ def execute(path: Path, timeout: int) -> float:
     nb = nbformat.read(path, as_version=4)
     skip = {i: c.source for i, c in enumerate(nb.cells) if c.cell_type == 'code' and skipped(c.source, torch.cuda.is_available())}
     for i in skip: nb.cells[i].source = '# skipped here: a GPU cell (or eval: false)'
-    env = {k: v for k, v in os.environ.items() if k != 'IN_TEST'}
+    env = {k: v for k, v in os.environ.items() if k not in ('IN_TEST', 'MPLBACKEND')}   # MPLBACKEND=Agg would keep figures out of the outputs
     env.setdefault('MPLBACKEND', 'module://matplotlib_inline.backend_inline')
     t0 = time.time()
     with patch.dict(os.environ, env, clear=True):                          # the kernel inherits this environment
