@@ -92,8 +92,8 @@ def test_explorer_slider_changes_grid(lab):
         # move the query slider: drag its handle to the right
         handle = d.find_elements('css selector', '.widget-slider .noUi-handle')[0]
         ActionChains(d).click_and_hold(handle).move_by_offset(60, 0).release().perform()
-        after = wait_for(lambda: (g := d.execute_script(GRID)) and g['src'] != before['src'] and g, timeout=60,
-                         what='the grid to change after moving the query slider')
+        after = wait_for(lambda: (g := d.execute_script(GRID)) and g['src'] != before['src'] and g['info'] != before['info'] and g, timeout=60,
+                         what='the grid and its caption to change after moving the query slider')   # two widget updates: wait for both
         q = int(after['sliders'][0])
         assert q > 0, after['sliders']
         assert after['info'] != before['info'] and f'scene {q}:' in after['info'], (before['info'], after['info'])
