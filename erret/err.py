@@ -11,12 +11,14 @@ __all__ = ['STOP', 'METHODS', 'RELATION_WORDS', 'ATTRIBUTE_WORDS', 'ORACLES', 'L
            'score_queries', 'rank_queries', 'ERRConfig', 'ERRData', 'load_err', 'OneTargetPerQuery', 'gt_groups',
            'train_err', 'query_sample', 'eval_queries', 'query_scores', 'ranks_metrics', 'rank_metrics', 'gt_setup',
            'evaluate_gt', 'phrase_focus', 'box_objects', 'unnamed_objects', 'query_groups', 'group_rows', 'object_key',
-           'content_negative_groups', 'text_only_groups', 'phrase_information', 'oracle_keys', 'oracle_scores',
-           'oracle_results', 'LessonQuery', 'lesson_phrase', 'lesson_scenes', 'LessonData', 'lesson_data',
-           'lesson_groups', 'evaluate_lesson', 'lesson_config', 'run_lesson', 'gate_values', 'channel_selectivity',
-           'probe_scenes', 'probe_features', 'gate_probe', 'plot_gate_probe', 'plot_lesson_examples', 'ERRProposals',
-           'proposals_for', 'rpn_groups', 'evaluate_rpn', 'rpn_rows', 'top_results', 'plot_err_results', 'err_explorer',
-           'two_stage_scores', 'bench_err_scoring', 'queries_setting', 'run_seed', 'reproduce']
+           'said_attributes', 'said_objects', 'holds', 'ContentIndex', 'content_index', 'content_positives',
+           'content_negatives', 'content_groups', 'text_only_groups', 'phrase_information', 'oracle_keys',
+           'oracle_scores', 'oracle_results', 'binding_probe', 'LessonQuery', 'lesson_phrase', 'lesson_scenes',
+           'LessonData', 'lesson_data', 'lesson_groups', 'evaluate_lesson', 'lesson_config', 'run_lesson',
+           'gate_values', 'channel_selectivity', 'probe_scenes', 'probe_features', 'gate_probe', 'plot_gate_probe',
+           'plot_lesson_examples', 'ERRProposals', 'proposals_for', 'rpn_groups', 'evaluate_rpn', 'rpn_rows',
+           'top_results', 'plot_err_results', 'err_explorer', 'two_stage_scores', 'bench_err_scoring',
+           'queries_setting', 'run_seed', 'reproduce']
 
 # %% ../nbs/10_err.ipynb 3
 import math, os, time, re
@@ -480,6 +482,7 @@ class ERRConfig(Config):
     rpn_top_n: int = 8                  # proposals per image that become candidates (RPN setting)
     rpn_preset: str = 'quick'           # erret.proposals preset of the RPN
     rpn_epochs: int = 3
+    content_pos: int = 0                # per training query, positives holding what its phrase says (`content_groups`; 0: §4.1's targets, the paper's; chosen on val)
     content_negs: int = 0               # per training query, negatives sharing its unnamed content (0: the paper's in-batch only; chosen on val)
     lesson_queries: int = 2000          # the controlled lesson: training queries (val / test: lesson_eval each)
     lesson_eval: int = 300
@@ -646,30 +649,77 @@ def object_key(o) -> tuple:
     "An object's identity for matching across images: its first name and its sorted attributes"
     return ((o.names[0] if o.names else '').lower().strip(), tuple(sorted(str(a).lower() for a in o.attributes)))
 
-def content_negative_groups(E: ERRData, k: int = 3, seed: int = 0, inside: float = 0.5) -> list:
-    "`gt_groups` whose tuples carry `k` explicit negatives `(k, C, s, s)`: train regions holding an unnamed object of the query box and no named one"
-    rng = np.random.default_rng([seed, 6])
+_ATTR_SYNONYMS = {ws[0]: set(ws) for d in (COLOUR_WORDS, SIZE_WORDS, TEXTURE_WORDS) for ws in d.values()}   # the world's attribute words
+
+def said_attributes(o, phrase: str) -> set:
+    "The attributes of object `o` that `phrase` says (the attribute or the world's synonym is a word of it)"
+    toks = set(tokenize(phrase, keep_punct=False))
+    return {a for a in (str(a).lower().strip() for a in o.attributes) if _ATTR_SYNONYMS.get(a, {a}) & toks}
+
+def said_objects(data: VGData, region: VGRegion, inside: float = 0.5) -> list:
+    "What `region`'s phrase names, as `(name, attributes it says)` per named object of its box (`box_objects`, `said_attributes`)"
+    return [(object_key(o)[0], frozenset(said_attributes(o, region.phrase))) for o in box_objects(data, region, inside)[0]]
+
+def holds(box: list, said: tuple) -> bool:
+    "Whether a box's objects `[(name, attributes)]` hold an object with `said`'s name and every attribute it says"
+    return any(n == said[0] and said[1] <= a for n, a in box)
+
+@dataclass
+class ContentIndex:
+    "The train regions' box contents: `box[j]` `[(name, attributes)]`, `keys[j]` object keys, and rows by name / by key"
+    rows: list
+    box: dict
+    keys: dict
+    by_name: dict
+    by_key: dict
+
+def content_index(E: ERRData, inside: float = 0.5) -> ContentIndex:
+    "Index the train split's regions by the objects in their boxes (objects.json, `box_objects`)"
     rows = [j for j, r in enumerate(E.bench.regions) if E.bench.split_of(r.image_id) == 'train']
-    keys, index = {}, defaultdict(set)
+    ix = ContentIndex(rows, {}, {}, defaultdict(set), defaultdict(set))
     for j in rows:
-        named, unnamed = box_objects(E.data, E.bench.regions[j], inside)
-        keys[j] = {object_key(o) for o in named + unnamed}
-        for key in keys[j]: index[key].add(j)
-    out, n_found = [], 0
+        os_ = sum(box_objects(E.data, E.bench.regions[j], inside), [])
+        ix.box[j] = [(object_key(o)[0], frozenset(object_key(o)[1])) for o in os_]; ix.keys[j] = {object_key(o) for o in os_}
+        for n, _ in ix.box[j]: ix.by_name[n].add(j)
+        for k in ix.keys[j]: ix.by_key[k].add(j)
+    return ix
+
+def content_positives(ix: ContentIndex, E: ERRData, q: ERRQuery, inside: float = 0.5) -> list:
+    "Train rows (other images) whose box holds every object `q`'s phrase names, with the attributes it says"
+    said = said_objects(E.data, q.query, inside)
+    if not said: return []
+    return sorted(j for j in set.intersection(*(ix.by_name[n] for n, _ in said))
+                  if E.bench.regions[j].image_id != q.query.image_id and all(holds(ix.box[j], s) for s in said))
+
+def content_negatives(ix: ContentIndex, E: ERRData, q: ERRQuery, inside: float = 0.5) -> list:
+    "Train rows (other images, not targets) holding an unnamed object of `q`'s box and none of the objects its phrase names"
+    said = said_objects(E.data, q.query, inside)
+    U = {object_key(o) for o in box_objects(E.data, q.query, inside)[1]}
+    bad = {E.pos[t.region_id] for t in q.targets}
+    return sorted({j for k in U for j in ix.by_key[k] if E.bench.regions[j].image_id != q.query.image_id and j not in bad
+                   and not any(holds(ix.box[j], s) for s in said)})
+
+def content_groups(E: ERRData, n_pos: int = 0, n_neg: int = 3, seed: int = 0, inside: float = 0.5) -> list:
+    """`gt_groups` from the objects in the boxes (objects.json), for training only — the benchmark's targets stay §4.1's:
+    `n_pos` > 0: each train query's positives become up to `n_pos` of its `content_positives` (its own targets where none
+    exists); `n_neg` > 0: every tuple carries `n_neg` explicit negatives `(n_neg, C, s, s)` from its `content_negatives`
+    (random training regions fill in)."""
+    rng = np.random.default_rng([seed, 6]); ix = content_index(E, inside)
+    out, found = [], {'pos': 0, 'neg': 0}
     for g, q in zip(gt_groups(E), E.bench.queries['train']):
-        named, unnamed = box_objects(E.data, q.query, inside)
-        N = {object_key(o) for o in named}; U = {object_key(o) for o in unnamed} - N
-        bad = {E.pos[t.region_id] for t in q.targets}
-        ok = lambda j: E.bench.regions[j].image_id != q.query.image_id and j not in bad
-        cand = sorted(j for u in U for j in index[u] if ok(j) and not keys[j] & N)
-        pick = [cand[i] for i in rng.permutation(len(cand))[:k]] if cand else []
-        n_found += len(pick)
-        while len(pick) < k:                                                     # fill with random training regions
-            j = rows[int(rng.integers(len(rows)))]
-            if ok(j) and j not in pick: pick.append(j)
-        Xn = E.feats[pick].float()
-        out.append([(*t, Xn) for t in g])
-    content_negative_groups.found = n_found / max(1, k * len(out))              # share of negatives that share content
+        if n_pos:
+            cand = content_positives(ix, E, q, inside)
+            pos = [cand[i] for i in rng.permutation(len(cand))[:n_pos]]
+            if pos: g = [(g[0][0], E.feats[j].float(), g[0][2], g[0][3]) for j in pos]; found['pos'] += len(pos)
+        if n_neg:
+            cand = content_negatives(ix, E, q, inside); bad = {E.pos[t.region_id] for t in q.targets}
+            pick = [cand[i] for i in rng.permutation(len(cand))[:n_neg]]; found['neg'] += len(pick)
+            while len(pick) < n_neg:                                             # fill with random training regions
+                j = ix.rows[int(rng.integers(len(ix.rows)))]
+                if E.bench.regions[j].image_id != q.query.image_id and j not in bad and j not in pick: pick.append(j)
+            Xn = E.feats[pick].float(); g = [(*t, Xn) for t in g]
+        out.append(g)
+    content_groups.found = {k: v / max(1, len(out)) for k, v in found.items()}   # content positives / negatives found per query
     return out
 
 # %% ../nbs/10_err.ipynb 83
@@ -699,45 +749,83 @@ def phrase_information(E: ERRData, cfg: ERRConfig, seeds=(0, 1, 2), lams=(0.1, 0
     return {'lambda': lam, 'val': dict(r['val']), 'test': dict(r['test'])}
 
 # %% ../nbs/10_err.ipynb 87
-def oracle_keys(E: ERRData, regions: list) -> tuple[list, list]:
-    "Per region: (object keys its phrase names, object keys of everything in its box), from objects.json (`box_objects`, `object_key`)"
+def oracle_keys(E: ERRData, regions: list, level: str = 'objects') -> tuple[list, list]:
+    """Per region: (keys of what its phrase names, keys of everything in its box), from objects.json (`box_objects`).
+    `level='objects'`: one key per object, name and every attribute bound together (`object_key`); `level='words'`: a bag of
+    names and attributes, unbound (what a pooled region feature can tell apart) — on the phrase side only the attributes it says."""
+    if level not in ('objects', 'words'): raise ErretError(f"oracle_keys level={level!r}: expected 'objects' or 'words'")
     named, every = [], []
     for r in regions:
         n, u = box_objects(E.data, r)
-        named.append({object_key(o) for o in n}); every.append({object_key(o) for o in n + u})
+        if level == 'objects': named.append({object_key(o) for o in n}); every.append({object_key(o) for o in n + u}); continue
+        bag = lambda os_, attrs: {('name', object_key(o)[0]) for o in os_} | {('attribute', a) for o in os_ for a in attrs(o)}
+        named.append(bag(n, lambda o: said_attributes(o, r.phrase))); every.append(bag(n + u, lambda o: object_key(o)[1]))
     return named, every
 
-def oracle_scores(E: ERRData, qs: list, g: list, by: str = 'box', seed: int = 0) -> torch.Tensor:
-    """`(Q, G)` scores of queries `qs` against the candidate rows `g` of `E.bench.regions` by an oracle that knows every object:
-    `by='box'`: Jaccard of the two boxes' object sets; `by='phrase'`: share of the objects the query's phrase names that the
-    candidate box holds, less 0.01 per other object in it. Ties broken at random (`seed`)."""
+def oracle_scores(E: ERRData, qs: list, g: list, by: str = 'box', seed: int = 0, level: str = 'objects', keys: tuple | None = None) -> torch.Tensor:
+    """`(Q, G)` scores of queries `qs` against the candidate rows `g` of `E.bench.regions` by an oracle that knows every object
+    (at `level`, see `oracle_keys`): `by='box'`: Jaccard of the two boxes' key sets; `by='phrase'`: share of the keys of what the
+    query's phrase names that the candidate box holds, less 0.01 per other key in it. Ties broken at random (`seed`).
+    `keys`: `(query named, query box, candidate box)` key sets when already computed."""
     if by not in ('box', 'phrase'): raise ErretError(f"oracle_scores by={by!r}: expected 'box' or 'phrase'")
-    qn, qa = oracle_keys(E, [q.query for q in qs]); _, ga = oracle_keys(E, [E.bench.regions[k] for k in g])
-    holders = defaultdict(list)                                                        # object key -> candidates whose box holds it
-    for j, s in enumerate(ga):
-        for k in s: holders[k].append(j)
-    inter = torch.zeros(len(qs), len(g))                                               # (Q, G) shared keys, built key by key (real VG: ~10⁵ keys)
-    for i, s in enumerate(qn if by == 'phrase' else qa):
-        for k in s: inter[i, holders.get(k, [])] += 1
+    qn, qa, ga = keys or (*oracle_keys(E, [q.query for q in qs], level), oracle_keys(E, [E.bench.regions[k] for k in g], level)[1])
+    from scipy.sparse import csr_matrix
+    vocab = {}
+    def incidence(sets):                                                               # (len(sets), K) 0/1, sparse (real VG: ~10⁵ keys)
+        rows, cols = [], []
+        for i, s in enumerate(sets):
+            for k in s: rows.append(i); cols.append(vocab.setdefault(k, len(vocab)))
+        return rows, cols
+    (rq, cq), (rg, cg) = incidence(qn if by == 'phrase' else qa), incidence(ga)
+    A = lambda r, c, n: csr_matrix((np.ones(len(r), np.float32), (r, c)), shape=(n, len(vocab)))
+    inter = torch.from_numpy((A(rq, cq, len(qs)) @ A(rg, cg, len(g)).T).toarray())     # (Q, G) shared keys
     nq = torch.tensor([float(len(s)) for s in (qn if by == 'phrase' else qa)])[:, None]  # (Q, 1)
     ng = torch.tensor([float(len(s)) for s in ga])[None]                                # (1, G)
     S = inter / (nq + ng - inter).clamp(min=1) if by == 'box' else inter / nq.clamp(min=1) - 0.01 * (ng - inter)
     return S + 1e-4 * torch.rand(S.shape, generator=torch.Generator().manual_seed(seed))   # random tie-breaking
 
-ORACLES = {'Oracle: objects in the box': 'box', 'Oracle: objects the phrase names': 'phrase'}
+ORACLES = {'Oracle: objects in the box': ('box', 'objects'), 'Oracle: objects the phrase names': ('phrase', 'objects'),
+           'Oracle: words in the box (unbound)': ('box', 'words'), 'Oracle: words the phrase says (unbound)': ('phrase', 'words')}
 
 def oracle_results(E: ERRData, split: str = 'test', max_queries: int | None = None) -> dict:
-    "Name -> (R@K metrics, ranks) of both oracles on the split's queries (GT candidates); empty when the data has no objects.json"
+    "Name -> (R@K metrics, ranks) of every oracle of `ORACLES` on the split's queries (GT candidates); empty when the data has no objects.json"
     if not E.data.objects: return {}
     qs, g, targets, g_images = gt_setup(E, split, max_queries)
     q_images = torch.tensor([q.query.image_id for q in qs])
+    keys = {lv: (*oracle_keys(E, [q.query for q in qs], lv), oracle_keys(E, [E.bench.regions[k] for k in g], lv)[1])
+            for lv in {lv for _, lv in ORACLES.values()}}                             # each level's keys once
     out = {}
-    for name, by in ORACLES.items():
-        ranks = rank_queries(oracle_scores(E, qs, g, by), targets, q_images, g_images)
+    for name, (by, lv) in ORACLES.items():
+        ranks = rank_queries(oracle_scores(E, qs, g, by, keys=keys[lv]), targets, q_images, g_images)
         out[name] = (ranks_metrics(ranks), ranks)
     return out
 
 # %% ../nbs/10_err.ipynb 91
+def binding_probe(E: ERRData, steps: int = 300, lr: float = 3e-3, seed: int = 0) -> dict:
+    """Top-k recall on the test regions of linear probes on the pooled region features `(N, C)` for the names, the attributes and
+    the (name, attribute) pairs their boxes hold (objects.json, `box_objects`): can the feature bind an attribute to its object?"""
+    torch.manual_seed(seed)
+    objs = [sum(box_objects(E.data, r), []) for r in E.bench.regions]
+    labels = {'names': [{object_key(o)[0] for o in os_} for os_ in objs],
+              'attributes': [{a for o in os_ for a in object_key(o)[1]} for os_ in objs],
+              '(name, attribute) pairs': [{(object_key(o)[0], a) for o in os_ for a in object_key(o)[1]} for os_ in objs]}
+    split = np.array([E.bench.split_of(r.image_id) for r in E.bench.regions])
+    tr, te = torch.from_numpy(split == 'train'), torch.from_numpy(split == 'test')
+    X = E.feats.float().mean((2, 3)); X = (X - X[tr].mean(0)) / (X[tr].std(0) + 1e-5)
+    out = {}
+    for name, sets in labels.items():
+        vocab = {k: i for i, k in enumerate(sorted({k for s in sets for k in s}, key=str))}
+        Y = torch.zeros(len(sets), len(vocab))
+        for i, s in enumerate(sets): Y[i, [vocab[k] for k in s]] = 1
+        W = nn.Linear(X.shape[1], len(vocab)); opt = torch.optim.Adam(W.parameters(), lr, weight_decay=1e-4)
+        for _ in range(steps):
+            opt.zero_grad(); F.binary_cross_entropy_with_logits(W(X[tr]), Y[tr]).backward(); opt.step()
+        with torch.no_grad(): P = W(X[te])
+        rec = [float(Y[te][i, P[i].topk(int(k)).indices].sum() / k) for i, k in enumerate(Y[te].sum(1).tolist()) if k > 0]
+        out[name] = float(np.mean(rec)) if rec else float('nan')
+    return out
+
+# %% ../nbs/10_err.ipynb 95
 LESSON_KINDS = ('colour', 'shape', 'both')     # which aspect of object A the phrase names
 
 @dataclass
@@ -779,7 +867,7 @@ def lesson_scenes(n_queries: int, n_pos: int = 1, n_neg: int = 3, seed: int = 0)
         qs.append(LessonQuery(q, lesson_phrase(a, kind, rng), kind, a, b, pos + neg, n_pos))
     return scenes, qs
 
-# %% ../nbs/10_err.ipynb 94
+# %% ../nbs/10_err.ipynb 98
 @dataclass
 class LessonData:
     "The lesson's features `(N, C, s, s)` of every scene, the scenes, queries per split and the training vocabulary"
@@ -829,7 +917,7 @@ def evaluate_lesson(model: ERRModel, L: LessonData, split: str = 'test', shuffle
     acc = np.mean([(sub[i, P[i]][:, None] > sub[i, ~P[i]][None]).mean() for i in range(len(qs))])
     return {**recall_at_k(first_positive_rank(sub, P), ks), 'pair acc': 100 * float(acc)}
 
-# %% ../nbs/10_err.ipynb 97
+# %% ../nbs/10_err.ipynb 101
 LESSON_METHODS = ('Visual Feature', 'Visual-Language Concat Feature', 'GRN w/o Residual Layer', 'GRN')
 
 def lesson_config(cfg: ERRConfig) -> ERRConfig:
@@ -851,7 +939,7 @@ def run_lesson(L: LessonData, cfg: ERRConfig, seed: int = 0, methods=LESSON_METH
             rows.append(make_row('GRN (shuffled query text)', 'lesson', **res))
     return rows, models
 
-# %% ../nbs/10_err.ipynb 100
+# %% ../nbs/10_err.ipynb 104
 @torch.no_grad()
 def gate_values(model: ERRModel, X: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     "Eq. 1's gate of a GRN `model` for regions X `(N, C, s, s)` under their texts, averaged over the map -> `(N, Cp)`"
@@ -901,7 +989,7 @@ def plot_gate_probe(gp: dict, ax=None):
     ax.figure.tight_layout()
     return ax
 
-# %% ../nbs/10_err.ipynb 103
+# %% ../nbs/10_err.ipynb 107
 def plot_lesson_examples(model: ERRModel, L: LessonData, queries=(0, 1, 2), split: str = 'test', size: int = 128):
     "For a few lesson queries: the query scene with its phrase, then its candidates in the order `model` ranks them"
     from erret.text import numericalize
@@ -916,7 +1004,7 @@ def plot_lesson_examples(model: ERRModel, L: LessonData, queries=(0, 1, 2), spli
         ok.append([j < q.n_pos for j in order]); sc.append([float(S[j]) for j in order])
     return retrieval_grid(ims, res, ok, query_titles=[f'"{q.phrase}"' for q in qs], scores=sc)
 
-# %% ../nbs/10_err.ipynb 106
+# %% ../nbs/10_err.ipynb 110
 @dataclass
 class ERRProposals:
     "Proposals of every benchmark image as pseudo-regions, their features `(P, C, s, s)` and split lists"
@@ -1007,7 +1095,7 @@ def rpn_rows(E: ERRData, cfg: ERRConfig, R: ERRProposals, seed: int, device='cpu
         rows.append(make_row(m, setting, **res))
     return rows
 
-# %% ../nbs/10_err.ipynb 109
+# %% ../nbs/10_err.ipynb 113
 def top_results(model: ERRModel, E: ERRData, split: str = 'test', queries=None, k: int = 5, device='cpu'):
     "For queries (indices into the split's queries): top-k candidate rows of `E.feats` and hit flags"
     from erret.text import numericalize
@@ -1032,7 +1120,7 @@ def plot_err_results(model: ERRModel, E: ERRData, split: str = 'test', queries=N
                           query_titles=[qs[i].query.phrase for i in queries], query_boxes=[qs[i].query.box for i in queries],
                           boxes=[[E.bench.regions[r].box for r in row] for row in rows])
 
-# %% ../nbs/10_err.ipynb 112
+# %% ../nbs/10_err.ipynb 116
 def err_explorer(model: ERRModel, E: ERRData, split: str = 'test', k: int = 5, max_queries: int | None = 200, device='cpu'):
     "An ipywidgets `RetrievalExplorer` over the split's queries and GT candidates"
     from erret.widgets import RetrievalExplorer
@@ -1048,7 +1136,7 @@ def err_explorer(model: ERRModel, E: ERRData, split: str = 'test', k: int = 5, m
                              query_titles=[q.query.phrase for q in qs], gallery_titles=[E.bench.regions[j].phrase for j in g],
                              query_boxes=[q.query.box for q in qs], gallery_boxes=[E.bench.regions[j].box for j in g], style='err')
 
-# %% ../nbs/10_err.ipynb 115
+# %% ../nbs/10_err.ipynb 119
 @torch.no_grad()
 def two_stage_scores(model: ERRModel, Xq: torch.Tensor, Xg: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor,
                      M: int = 1000, device='cpu') -> torch.Tensor:
@@ -1067,7 +1155,7 @@ def two_stage_scores(model: ERRModel, Xq: torch.Tensor, Xg: torch.Tensor, tokens
         S[q, idx] = (model.embed_pairs(P[idx.to(P.device)], tuple(t[q:q + 1] for t in T))[0] @ eq[q]).cpu()   # stage 2
     return S
 
-# %% ../nbs/10_err.ipynb 118
+# %% ../nbs/10_err.ipynb 122
 from .bench import register_bench, bench_entry
 
 @register_bench('err_scoring')
@@ -1108,7 +1196,7 @@ def bench_err_scoring(quick: bool = False, n_candidates: int | None = None, n_qu
                                n_test_candidates=len(gi), exhaustive_R10=r_ex, two_stage_R10=r_2s, definition='R@10 exhaustive - R@10 two-stage (M = G/10)'))
     return out
 
-# %% ../nbs/10_err.ipynb 121
+# %% ../nbs/10_err.ipynb 125
 TABLE2 = ('Visual Feature', 'Visual-Language LSTM Feature', 'Visual-Language Concat Feature', 'GRN w/o Residual Layer', 'GRN')
 
 def queries_setting(base: str, n: int, total: int) -> str:
@@ -1122,7 +1210,7 @@ def run_seed(E: ERRData, cfg: ERRConfig, seed: int, device='cpu', rpn=None, log=
     from erret.results import make_row
     rows, models, n_test = [], {}, len(E.bench.queries['test'])
     groups = query_groups(E, eval_queries(E, 'test', cfg.eval_queries))
-    train_kw = dict(groups=content_negative_groups(E, cfg.content_negs, seed), in_batch=True) if cfg.content_negs else {}
+    train_kw = dict(groups=content_groups(E, cfg.content_pos, cfg.content_negs, seed), in_batch=True if cfg.content_negs else None) if cfg.content_pos or cfg.content_negs else {}
     def add(name, res, ranks, breakdown):
         setting = queries_setting('GT', len(ranks), n_test)
         rows.append(make_row(name, setting, **res))
