@@ -669,11 +669,9 @@ def holds(box: list, said: tuple) -> bool:
 
 @dataclass
 class ContentIndex:
-    "The train regions' box contents: `box[j]` `[(name, attributes)]`, `keys[j]` object keys, rows by name / by key; `holders`: memo of `content_holders`"
+    "The train regions' box contents: `box[j]` `[(name, attributes)]`, rows by object key (`object_key`); `holders`: memo of `content_holders`"
     rows: list
     box: dict
-    keys: dict
-    by_name: dict
     by_key: dict
     holders: dict = field(default_factory=dict)
 
@@ -682,12 +680,11 @@ def content_index(E: ERRData, inside: float = 0.5) -> ContentIndex:
     memo = E.__dict__.setdefault('_content_index', {})
     if inside in memo: return memo[inside]
     rows = [j for j, r in enumerate(E.bench.regions) if E.bench.split_of(r.image_id) == 'train']
-    ix = ContentIndex(rows, {}, {}, defaultdict(set), defaultdict(set))
+    ix = ContentIndex(rows, {}, defaultdict(set))
     for j in rows:
-        os_ = sum(box_objects(E.data, E.bench.regions[j], inside), [])
-        ix.box[j] = [(object_key(o)[0], frozenset(object_key(o)[1])) for o in os_]; ix.keys[j] = {object_key(o) for o in os_}
-        for n, _ in ix.box[j]: ix.by_name[n].add(j)
-        for k in ix.keys[j]: ix.by_key[k].add(j)
+        keys = [object_key(o) for o in sum(box_objects(E.data, E.bench.regions[j], inside), [])]
+        ix.box[j] = [(n, frozenset(a)) for n, a in keys]
+        for k in keys: ix.by_key[k].add(j)
     memo[inside] = ix
     return ix
 
