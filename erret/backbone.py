@@ -7,7 +7,7 @@ __all__ = ['SHIPPED_PRESETS', 'BackboneConfig', 'pretrain_world', 'images_to_ten
            'PretrainNet', 'pretrain_loss', 'object_accuracy', 'backbone_path', 'shipped_backbone_path', 'weights_hash',
            'cast_state', 'pretrained_backbone', 'build_shipped_backbones', 'feature_maps', 'cached']
 
-# %% ../nbs/06a_backbone.ipynb 3
+# %% ../nbs/06a_backbone.ipynb 4
 import time, hashlib
 from pathlib import Path
 from dataclasses import dataclass
@@ -21,7 +21,7 @@ from .world import World, WorldConfig
 from .encoders import get_backbone, normalize, roi_features
 from .learner import Learner, make_loader
 
-# %% ../nbs/06a_backbone.ipynb 6
+# %% ../nbs/06a_backbone.ipynb 7
 @dataclass
 class BackboneConfig(Config):
     "World pre-training of the image backbone (defaults: quick preset)"
@@ -35,7 +35,7 @@ class BackboneConfig(Config):
     _full: ClassVar[dict] = dict(n_images=20000, epochs=12)
     _smoke: ClassVar[dict] = dict(n_images=512, epochs=3)
 
-# %% ../nbs/06a_backbone.ipynb 7
+# %% ../nbs/06a_backbone.ipynb 8
 def pretrain_world(cfg: BackboneConfig) -> World:
     "The pre-training world: every (shape, colour) pair allowed, as ImageNet sees every class"
     return World(WorldConfig(n_images=cfg.n_images, size=cfg.size, seed=cfg.world_seed, novel_frac=0.0, train_only_frac=0.0))
@@ -71,7 +71,7 @@ def collate_objects(items):
     ims, boxes, labels = zip(*items)
     return {'images': torch.stack(ims), 'boxes': list(boxes), 'labels': torch.cat(labels)}
 
-# %% ../nbs/06a_backbone.ipynb 10
+# %% ../nbs/06a_backbone.ipynb 11
 class PretrainNet(nn.Module):
     "Backbone + per-object heads on RoIAlign features + a multi-label image head"
     def __init__(self, backbone, n_shapes, n_colours, n_sizes):
@@ -110,7 +110,7 @@ def object_accuracy(model, dl, device) -> dict:
         hits += (preds == b['labels']).sum(0); n += len(b['labels'])
     return dict(zip(('shape_acc', 'colour_acc', 'size_acc'), (100 * hits / max(n, 1)).tolist()))
 
-# %% ../nbs/06a_backbone.ipynb 12
+# %% ../nbs/06a_backbone.ipynb 13
 SHIPPED_PRESETS = ('smoke', 'quick')          # the presets whose pretrained weights ship in erret/weights
 
 def backbone_path(cfg: BackboneConfig):
@@ -181,7 +181,7 @@ def build_shipped_backbones(out=None, presets=SHIPPED_PRESETS, device='cpu', qui
         _pretrain(cfg, p, get_device(device), quiet, half=True); paths.append(p)
     return paths
 
-# %% ../nbs/06a_backbone.ipynb 17
+# %% ../nbs/06a_backbone.ipynb 18
 @torch.no_grad()
 def feature_maps(backbone, images: torch.Tensor, batch_size: int = 256, device='auto', dtype=torch.float16) -> torch.Tensor:
     "Backbone feature maps of uint8 images `(N, 3, H, W)` -> `(N, C, H/s, W/s)` on the CPU in `dtype`"

@@ -44,7 +44,7 @@ PLANS = {   # paper: (what `reproduce` runs, {preset: (minutes warm or None, min
             # 2-core machine (2026-12-04): err, tirg, rrt, twobranch alone on the idle machine with the current code;
             # the others two papers at a time (drilldown's warm run beside a 2-thread job: inflated)
     'err': ("Table 2 (Visual Feature, LSTM and Concat features, GRN w/o residual, GRN; GT and RPN settings), Tables 3-5, "
-            "the shuffled-text check and the controlled lesson", {'quick': (None, 8.9)}),
+            "the shuffled-text check and the controlled lesson", {'quick': (6.2, 7.8)}),
     'tirg': ("the CSS table (Image only, Text only, Concatenate, Show and Tell, Attribute as Operator, Parameter hashing, "
              "Relationship, FiLM, TIRG) with the ablations, and the Fig. 7 decoders", {'quick': (6.6, 7.0)}),
     'identify': ("the identification model, its R@K, the pointing game and temporal saliency (Figs. 5-6)", {'quick': (3.2, 3.4)}),

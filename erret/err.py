@@ -18,7 +18,7 @@ __all__ = ['STOP', 'METHODS', 'EVAL_THREADS', 'RELATION_WORDS', 'ATTRIBUTE_WORDS
            'lesson_groups', 'evaluate_lesson', 'lesson_config', 'run_lesson', 'gate_values', 'channel_selectivity',
            'probe_scenes', 'probe_features', 'gate_probe', 'plot_gate_probe', 'plot_lesson_examples', 'ERRProposals',
            'proposals_for', 'rpn_groups', 'evaluate_rpn', 'rpn_rows', 'top_results', 'plot_err_results', 'err_explorer',
-           'two_stage_scores', 'bench_err_scoring', 'queries_setting', 'run_seed', 'reproduce']
+           'two_stage_scores', 'bench_err_scoring', 'queries_setting', 'run_seed', 'shuffle_gaps', 'reproduce']
 
 # %% ../nbs/10_err.ipynb 3
 import math, os, time, re
@@ -410,19 +410,20 @@ def err_loss(model: nn.Module, batch, n_neg: int = 3, tau: float = 0.1, in_batch
         return set_softmax_loss(sp, torch.cat([sb, sn], 1), tau)
     return set_softmax_loss(*_in_batch_scores(model, eq, Pp, T, n_neg), tau)
 
-def _in_batch_scores(model, eq, Pp, T, n_neg) -> tuple:
-    "Positive scores `(B,)` and those of the positives of queries i-1..i-n_neg `(B, n_neg)`, all under text i"
+def _in_batch_scores(model, eq, Pp, T, n_neg, pairs: bool | None = None) -> tuple:
+    """Positive scores `(B,)` and those of the positives of queries i-1..i-n_neg `(B, n_neg)`, all under text i.
+    `pairs` (default: when the negatives fill over a quarter of the `(B, B)` table): read them from the whole
+    table, one `embed_pairs` call (models with a pair path); else embed each shifted batch of positives."""
     B = len(eq)
     n_neg = min(n_neg, B - 1)
-    cols = (torch.arange(B, device=eq.device)[:, None] - torch.arange(1, n_neg + 1, device=eq.device)) % B   # (B, n_neg): positives of queries i-1..i-n
-    if model.fast_pairs:                                                          # every (text, positive) pair in one call
+    pairs = model.fast_pairs and (4 * (n_neg + 1) > B if pairs is None else pairs)
+    if pairs:                                                                     # every (text, positive) pair in one call
+        cols = (torch.arange(B, device=eq.device)[:, None] - torch.arange(1, n_neg + 1, device=eq.device)) % B   # (B, n_neg): positives of queries i-1..i-n
         S = (model.embed_pairs(Pp, T) * eq[:, None]).sum(-1)                      # (B, B): S[i, j] = cos(query i, positive j | text i)
-    else:
-        S = torch.zeros(B, B, device=eq.device, dtype=eq.dtype)
-        S = S.diagonal_scatter((eq * model.embed(Pp, T)).sum(-1))
-        for k in range(1, n_neg + 1):
-            S = S + torch.zeros_like(S).scatter(1, cols[:, k - 1:k], (eq * model.embed(Pp.roll(k, 0), T)).sum(-1, keepdim=True))
-    return S.diagonal(), S.gather(1, cols)
+        return S.diagonal(), S.gather(1, cols)
+    sn = [(eq * model.embed(Pp.roll(k, 0), T)).sum(-1) for k in range(1, n_neg + 1)]   # row i of Pp.roll(k): positive of query i-k
+    return (eq * model.embed(Pp, T)).sum(-1), torch.stack(sn, 1)
+
 
 # %% ../nbs/10_err.ipynb 60
 @torch.no_grad()
@@ -463,17 +464,17 @@ class ERRConfig(Config):
     "ERR settings (defaults: quick preset)"
     n_images: int = 3500
     n_regions: int = 20                 # region descriptions per world image
-    region_context: float = 0.0         # world option: P(a region box also holds 1-2 unnamed nearby objects); 0: chosen on val
-    region_positions: bool = True       # world option: phrases may name image positions ('in the top left'); chosen on val
+    region_context: float = 1.0         # world option: P(a region box also holds 1-2 unnamed nearby objects): VG-like, see 'Every train region as a training query'
+    region_positions: bool = False      # world option: phrases may name image positions ('in the top left'; a region feature cannot see them)
     split_fracs: tuple = (0.6, 0.1, 0.3)
     size: int = 64
     output_size: int = 3                # RoIAlign s×s; the fc variant pools it
     proj: int | None = 64               # 1×1 projection of the backbone channels (None: use C)
     embed_dim: int = 32
     text_dim: int = 32
-    epochs: int = 6                     # each epoch: one target per training query
-    batch_size: int = 32                # B = 32 as the paper
-    lr: float = 2e-3
+    epochs: int = 30                    # each epoch: one target per training query; 30, B 128, lr 4e-3: chosen on val (the paper: B 32)
+    batch_size: int = 128
+    lr: float = 4e-3
     n_neg: int = 3                      # negatives per query (GT setting)
     tau: float = 0.1
     eval_queries: int | None = None     # test queries scored per fc method (None: all)
@@ -482,15 +483,15 @@ class ERRConfig(Config):
     rpn_top_n: int = 8                  # proposals per image that become candidates (RPN setting)
     rpn_preset: str = 'quick'           # erret.proposals preset of the RPN
     rpn_epochs: int = 3
-    content_pos: int = 0                # per training query, positives holding what its phrase says (`content_groups`; 0: §4.1's targets, the paper's; chosen on val)
-    content_queries: str = 'benchmark'  # training queries with content_pos: 'benchmark' (§4.1's train queries) or 'regions' (every train region, `region_queries`)
+    content_pos: int = 10               # per training query, positives holding what its phrase says (`content_groups`; 0: §4.1's targets, the paper's; chosen on val)
+    content_queries: str = 'regions'    # training queries with content_pos: 'benchmark' (§4.1's train queries) or 'regions' (every train region, `region_queries`)
     content_negs: int = 0               # per training query, negatives sharing its unnamed content (0: the paper's in-batch only; chosen on val)
     lesson_queries: int = 2000          # the controlled lesson: training queries (val / test: lesson_eval each)
     lesson_eval: int = 300
     lesson_epochs: int = 40             # chosen on the lesson's validation queries
     lesson_batch: int = 128
     lesson_lr: float = 4e-3
-    _full: ClassVar[dict] = dict(n_images=20000, size=128, proj=None, embed_dim=300, text_dim=512, epochs=20, eval_queries=None, sample_queries=1000, conv_queries=1000, rpn_top_n=50, rpn_preset='full', rpn_epochs=10)
+    _full: ClassVar[dict] = dict(n_images=20000, size=128, proj=None, embed_dim=300, text_dim=512, eval_queries=None, sample_queries=1000, conv_queries=1000, rpn_top_n=50, rpn_preset='full', rpn_epochs=10)
     _smoke: ClassVar[dict] = dict(n_images=200, n_regions=20, split_fracs=(0.5, 0.2, 0.3), epochs=1, batch_size=8, eval_queries=None, sample_queries=None, conv_queries=4, rpn_top_n=8, rpn_preset='smoke', rpn_epochs=3,
                                   lesson_queries=120, lesson_eval=30, lesson_epochs=2)
 
@@ -569,7 +570,7 @@ def eval_queries(E: ERRData, split: str, max_queries: int | None) -> list:
     if not qs: raise ErretError(f"evaluate: the benchmark has no {split!r} queries ({E.bench}); build it from more images")
     return qs
 
-EVAL_THREADS = 2   # scoring for the tables: on this machine's torch the same scores bit for bit as 1 thread (checked below), ~2× faster on 2 cores
+EVAL_THREADS = 2   # scoring for the tables: the same scores as 1 thread to float precision (checked below; bit for bit on some CPUs), ~2× faster on 2 cores
 
 def query_scores(model: ERRModel, E: ERRData, qs: list, Xg: torch.Tensor, device='cpu', shuffle_text: bool = False,
                  text_only: bool = False) -> torch.Tensor:
@@ -1271,6 +1272,11 @@ def run_seed(E: ERRData, cfg: ERRConfig, seed: int, device='cpu', rpn=None, log=
     if rpn is not None and first: rows += rpn_rows(E, cfg, rpn, seed, device, log)  # first seed only: the 10-minute first run
     return rows, models
 
+def shuffle_gaps(per_seed: list, metrics=('R@10', 'R@100', 'med r'), setting: str = 'GT') -> dict:
+    "Per metric, per seed: GRN's value minus that of the same GRN scored with shuffled query text (does it use the language?)"
+    val = lambda rows, m, k: next(r['metrics'][k] for r in rows if r['method'] == m and r['setting'] == setting)
+    return {k: [round(val(rows, 'GRN', k) - val(rows, 'GRN (shuffled query text)', k), 2) for rows in per_seed] for k in metrics}
+
 def reproduce(preset: str | None = None, seeds=None, data=None, out='runs/err', device='auto', rpn: bool = True, log=print) -> dict:
     "Build the benchmark, train and evaluate every table's rows over the seeds, write results.json under `out`"
     with cpu_threads(1, get_device(device)): return _reproduce(preset, seeds, data, out, device, rpn, log)   # tiny models: one thread
@@ -1311,4 +1317,5 @@ def _reproduce(preset, seeds, data, out, device, rpn, log) -> dict:
           'test_queries_by_group': {g: int(m.sum()) for g, m in query_groups(E, eval_queries(E, 'test', cfg.eval_queries)).items()}}
     return write_results(out, 'err', preset, seeds, str(device), time.time() - t0, ds, aggregate_rows(per_seed),
                          ['region_sizes.png', 'retrieval_grid.png', 'lesson_examples.png', 'lesson_gate_probe.png'], config=cfg,
-                         diagnostics={'lesson_gate_colour_shape_r': [round(r, 4) for r in gate_r]})
+                         diagnostics={'lesson_gate_colour_shape_r': [round(r, 4) for r in gate_r],
+                                      'GRN minus shuffled query text, per seed': shuffle_gaps(per_seed)})
