@@ -14,11 +14,12 @@ __all__ = ['STOP', 'METHODS', 'EVAL_THREADS', 'RELATION_WORDS', 'ATTRIBUTE_WORDS
            'query_groups', 'group_rows', 'object_key', 'said_attributes', 'said_objects', 'holds', 'ContentIndex',
            'content_index', 'content_holders', 'content_positives', 'content_negatives', 'region_queries',
            'content_groups', 'text_only_groups', 'phrase_information', 'oracle_keys', 'oracle_scores', 'oracle_results',
-           'binding_probe', 'LessonQuery', 'lesson_phrase', 'lesson_scenes', 'LessonData', 'lesson_data',
-           'lesson_groups', 'evaluate_lesson', 'lesson_config', 'run_lesson', 'gate_values', 'channel_selectivity',
-           'probe_scenes', 'probe_features', 'gate_probe', 'plot_gate_probe', 'plot_lesson_examples', 'ERRProposals',
-           'proposals_for', 'rpn_groups', 'evaluate_rpn', 'rpn_rows', 'top_results', 'plot_err_results', 'err_explorer',
-           'two_stage_scores', 'bench_err_scoring', 'queries_setting', 'run_seed', 'shuffle_gaps', 'reproduce']
+           'binding_probe', 'word_features', 'LessonQuery', 'lesson_phrase', 'lesson_scenes', 'LessonData',
+           'lesson_data', 'lesson_groups', 'evaluate_lesson', 'lesson_config', 'run_lesson', 'gate_values',
+           'channel_selectivity', 'probe_scenes', 'probe_features', 'gate_probe', 'plot_gate_probe',
+           'plot_lesson_examples', 'ERRProposals', 'proposals_for', 'rpn_groups', 'evaluate_rpn', 'rpn_rows',
+           'top_results', 'plot_err_results', 'err_explorer', 'two_stage_scores', 'bench_err_scoring',
+           'queries_setting', 'run_seed', 'shuffle_gaps', 'reproduce']
 
 # %% ../nbs/10_err.ipynb 3
 import math, os, time, re
@@ -851,7 +852,19 @@ def binding_probe(E: ERRData, steps: int = 300, lr: float = 3e-3, seed: int = 0)
         out[name] = float(np.mean(rec)) if rec else float('nan')
     return out
 
-# %% ../nbs/10_err.ipynb 98
+# %% ../nbs/10_err.ipynb 97
+def word_features(E: ERRData) -> ERRData:
+    """`E` with every region's feature `(N, C, s, s)` replaced by `(N, K, 1, 1)`: the multi-hot of the K names and attributes
+    its box holds (objects.json, `oracle_keys(level='words')`) — perfect, unbound region features. Train and score on it as on
+    `E` to separate what the CNN's features cost from what the training and the language path do."""
+    import dataclasses
+    every = oracle_keys(E, E.bench.regions, 'words')[1]
+    vocab = {k: i for i, k in enumerate(sorted({k for s in every for k in s}, key=str))}
+    X = torch.zeros(len(every), len(vocab), 1, 1)
+    for i, s in enumerate(every): X[i, [vocab[k] for k in s], 0, 0] = 1
+    return dataclasses.replace(E, feats=X)
+
+# %% ../nbs/10_err.ipynb 100
 LESSON_KINDS = ('colour', 'shape', 'both')     # which aspect of object A the phrase names
 
 @dataclass
@@ -893,7 +906,7 @@ def lesson_scenes(n_queries: int, n_pos: int = 1, n_neg: int = 3, seed: int = 0)
         qs.append(LessonQuery(q, lesson_phrase(a, kind, rng), kind, a, b, pos + neg, n_pos))
     return scenes, qs
 
-# %% ../nbs/10_err.ipynb 101
+# %% ../nbs/10_err.ipynb 103
 @dataclass
 class LessonData:
     "The lesson's features `(N, C, s, s)` of every scene, the scenes, queries per split and the training vocabulary"
@@ -943,7 +956,7 @@ def evaluate_lesson(model: ERRModel, L: LessonData, split: str = 'test', shuffle
     acc = np.mean([(sub[i, P[i]][:, None] > sub[i, ~P[i]][None]).mean() for i in range(len(qs))])
     return {**recall_at_k(first_positive_rank(sub, P), ks), 'pair acc': 100 * float(acc)}
 
-# %% ../nbs/10_err.ipynb 104
+# %% ../nbs/10_err.ipynb 106
 LESSON_METHODS = ('Visual Feature', 'Visual-Language Concat Feature', 'GRN w/o Residual Layer', 'GRN')
 
 def lesson_config(cfg: ERRConfig) -> ERRConfig:
@@ -965,7 +978,7 @@ def run_lesson(L: LessonData, cfg: ERRConfig, seed: int = 0, methods=LESSON_METH
             rows.append(make_row('GRN (shuffled query text)', 'lesson', **res))
     return rows, models
 
-# %% ../nbs/10_err.ipynb 107
+# %% ../nbs/10_err.ipynb 109
 @torch.no_grad()
 def gate_values(model: ERRModel, X: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
     "Eq. 1's gate of a GRN `model` for regions X `(N, C, s, s)` under their texts, averaged over the map -> `(N, Cp)`"
@@ -1015,7 +1028,7 @@ def plot_gate_probe(gp: dict, ax=None):
     ax.figure.tight_layout()
     return ax
 
-# %% ../nbs/10_err.ipynb 110
+# %% ../nbs/10_err.ipynb 112
 def plot_lesson_examples(model: ERRModel, L: LessonData, queries=(0, 1, 2), split: str = 'test', size: int = 128):
     "For a few lesson queries: the query scene with its phrase, then its candidates in the order `model` ranks them"
     from erret.text import numericalize
@@ -1030,7 +1043,7 @@ def plot_lesson_examples(model: ERRModel, L: LessonData, queries=(0, 1, 2), spli
         ok.append([j < q.n_pos for j in order]); sc.append([float(S[j]) for j in order])
     return retrieval_grid(ims, res, ok, query_titles=[f'"{q.phrase}"' for q in qs], scores=sc)
 
-# %% ../nbs/10_err.ipynb 113
+# %% ../nbs/10_err.ipynb 115
 @dataclass
 class ERRProposals:
     "Proposals of every benchmark image as pseudo-regions, their features `(P, C, s, s)` and split lists"
@@ -1121,7 +1134,7 @@ def rpn_rows(E: ERRData, cfg: ERRConfig, R: ERRProposals, seed: int, device='cpu
         rows.append(make_row(m, setting, **res))
     return rows
 
-# %% ../nbs/10_err.ipynb 116
+# %% ../nbs/10_err.ipynb 118
 def top_results(model: ERRModel, E: ERRData, split: str = 'test', queries=None, k: int = 5, device='cpu'):
     "For queries (indices into the split's queries): top-k candidate rows of `E.feats` and hit flags"
     from erret.text import numericalize
@@ -1146,7 +1159,7 @@ def plot_err_results(model: ERRModel, E: ERRData, split: str = 'test', queries=N
                           query_titles=[qs[i].query.phrase for i in queries], query_boxes=[qs[i].query.box for i in queries],
                           boxes=[[E.bench.regions[r].box for r in row] for row in rows])
 
-# %% ../nbs/10_err.ipynb 119
+# %% ../nbs/10_err.ipynb 121
 def err_explorer(model: ERRModel, E: ERRData, split: str = 'test', k: int = 5, max_queries: int | None = 200, device='cpu'):
     "An ipywidgets `RetrievalExplorer` over the split's queries and GT candidates"
     from erret.widgets import RetrievalExplorer
@@ -1162,7 +1175,7 @@ def err_explorer(model: ERRModel, E: ERRData, split: str = 'test', k: int = 5, m
                              query_titles=[q.query.phrase for q in qs], gallery_titles=[E.bench.regions[j].phrase for j in g],
                              query_boxes=[q.query.box for q in qs], gallery_boxes=[E.bench.regions[j].box for j in g], style='err')
 
-# %% ../nbs/10_err.ipynb 122
+# %% ../nbs/10_err.ipynb 124
 @torch.no_grad()
 def two_stage_scores(model: ERRModel, Xq: torch.Tensor, Xg: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor,
                      M: int = 1000, device='cpu') -> torch.Tensor:
@@ -1181,7 +1194,7 @@ def two_stage_scores(model: ERRModel, Xq: torch.Tensor, Xg: torch.Tensor, tokens
         S[q, idx] = (model.embed_pairs(P[idx.to(P.device)], tuple(t[q:q + 1] for t in T))[0] @ eq[q]).cpu()   # stage 2
     return S
 
-# %% ../nbs/10_err.ipynb 125
+# %% ../nbs/10_err.ipynb 127
 from .bench import register_bench, bench_entry
 
 @register_bench('err_scoring')
@@ -1222,7 +1235,7 @@ def bench_err_scoring(quick: bool = False, n_candidates: int | None = None, n_qu
                                n_test_candidates=len(gi), exhaustive_R10=r_ex, two_stage_R10=r_2s, definition='R@10 exhaustive - R@10 two-stage (M = G/10)'))
     return out
 
-# %% ../nbs/10_err.ipynb 128
+# %% ../nbs/10_err.ipynb 130
 TABLE2 = ('Visual Feature', 'Visual-Language LSTM Feature', 'Visual-Language Concat Feature', 'GRN w/o Residual Layer', 'GRN')
 
 def queries_setting(base: str, n: int, total: int) -> str:
