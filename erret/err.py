@@ -14,7 +14,7 @@ __all__ = ['STOP', 'METHODS', 'EVAL_THREADS', 'RELATION_WORDS', 'ATTRIBUTE_WORDS
            'query_groups', 'group_rows', 'object_key', 'said_attributes', 'said_objects', 'holds', 'ContentIndex',
            'content_index', 'content_holders', 'content_positives', 'content_negatives', 'region_queries',
            'content_groups', 'text_only_groups', 'phrase_information', 'oracle_keys', 'oracle_scores', 'oracle_results',
-           'binding_probe', 'word_features', 'LessonQuery', 'lesson_phrase', 'lesson_scenes', 'LessonData',
+           'multi_hot', 'binding_probe', 'word_features', 'LessonQuery', 'lesson_phrase', 'lesson_scenes', 'LessonData',
            'lesson_data', 'lesson_groups', 'evaluate_lesson', 'lesson_config', 'run_lesson', 'gate_values',
            'channel_selectivity', 'probe_scenes', 'probe_features', 'gate_probe', 'plot_gate_probe',
            'plot_lesson_examples', 'ERRProposals', 'proposals_for', 'rpn_groups', 'evaluate_rpn', 'rpn_rows',
@@ -828,6 +828,13 @@ def oracle_results(E: ERRData, split: str = 'test', max_queries: int | None = No
     return out
 
 # %% ../nbs/10_err.ipynb 93
+def multi_hot(sets: list) -> torch.Tensor:
+    "`(N, K)` 0/1 rows of the label sets `sets`; the K labels are every label of every set, sorted by `str`"
+    vocab = {k: i for i, k in enumerate(sorted({k for s in sets for k in s}, key=str))}
+    Y = torch.zeros(len(sets), len(vocab))
+    for i, s in enumerate(sets): Y[i, [vocab[k] for k in s]] = 1
+    return Y
+
 def binding_probe(E: ERRData, steps: int = 300, lr: float = 3e-3, seed: int = 0) -> dict:
     """Top-k recall on the test regions of linear probes on the pooled region features `(N, C)` for the names, the attributes and
     the (name, attribute) pairs their boxes hold (objects.json, `box_objects`): can the feature bind an attribute to its object?"""
@@ -841,10 +848,8 @@ def binding_probe(E: ERRData, steps: int = 300, lr: float = 3e-3, seed: int = 0)
     X = E.feats.float().mean((2, 3)); X = (X - X[tr].mean(0)) / (X[tr].std(0) + 1e-5)
     out = {}
     for name, sets in labels.items():
-        vocab = {k: i for i, k in enumerate(sorted({k for s in sets for k in s}, key=str))}
-        Y = torch.zeros(len(sets), len(vocab))
-        for i, s in enumerate(sets): Y[i, [vocab[k] for k in s]] = 1
-        W = nn.Linear(X.shape[1], len(vocab)); opt = torch.optim.Adam(W.parameters(), lr, weight_decay=1e-4)
+        Y = multi_hot(sets)
+        W = nn.Linear(X.shape[1], Y.shape[1]); opt = torch.optim.Adam(W.parameters(), lr, weight_decay=1e-4)
         for _ in range(steps):
             opt.zero_grad(); F.binary_cross_entropy_with_logits(W(X[tr]), Y[tr]).backward(); opt.step()
         with torch.no_grad(): P = W(X[te])
@@ -858,11 +863,7 @@ def word_features(E: ERRData) -> ERRData:
     its box holds (objects.json, `oracle_keys(level='words')`) — perfect, unbound region features. Train and score on it as on
     `E` to separate what the CNN's features cost from what the training and the language path do."""
     import dataclasses
-    every = oracle_keys(E, E.bench.regions, 'words')[1]
-    vocab = {k: i for i, k in enumerate(sorted({k for s in every for k in s}, key=str))}
-    X = torch.zeros(len(every), len(vocab), 1, 1)
-    for i, s in enumerate(every): X[i, [vocab[k] for k in s], 0, 0] = 1
-    return dataclasses.replace(E, feats=X)
+    return dataclasses.replace(E, feats=multi_hot(oracle_keys(E, E.bench.regions, 'words')[1])[:, :, None, None])
 
 # %% ../nbs/10_err.ipynb 100
 LESSON_KINDS = ('colour', 'shape', 'both')     # which aspect of object A the phrase names
